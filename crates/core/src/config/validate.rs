@@ -1,0 +1,282 @@
+//! Turning one service of a [`Config`] into what the engine runs, or a clear error
+//! naming the service and the key at fault. Runs when a service starts, so one bad
+//! service never stops the others.
+
+use super::registry::*;
+use super::types::*;
+use crate::selector::{SelNode, Selector, Strategy};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What a service's listener does with connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Network {
+    Tcp,
+    Udp,
+}
+
+/// UDP session options (listener metadata, go-gost/x `listener/udp/metadata.go`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct UdpOptions {
+    pub keep_alive: bool,
+    pub ttl: Duration,
+    pub read_buffer_size: usize,
+    pub read_queue_size: usize,
+    pub backlog: usize,
+}
+
+/// A hop of a resolved chain.
+#[derive(Debug)]
+pub struct HopPlan {
+    pub name: String,
+    pub selector: Selector,
+    pub nodes: Vec<SelNode>,
+    /// Connector and dialer type per node (same order as `nodes`).
+    pub kinds: Vec<(String, String)>,
+}
+
+#[derive(Debug)]
+pub struct ChainPlan {
+    pub name: String,
+    pub hops: Vec<HopPlan>,
+}
+
+/// A service, checked and ready to run.
+#[derive(Debug)]
+pub struct ServicePlan {
+    pub name: String,
+    pub addr: String,
+    pub network: Network,
+    pub handler: String,
+    pub listener: String,
+    pub selector: Selector,
+    pub targets: Vec<SelNode>,
+    pub chain: Option<Arc<ChainPlan>>,
+    pub udp: UdpOptions,
+    pub dial_timeout: Duration,
+    /// Close a connection that moves no bytes either way for this long (0 = never, GOST's default).
+    pub idle_timeout: Duration,
+}
+
+fn md_err(service: &str, where_: &str, e: String) -> String {
+    format!("service {service:?}: {where_}.{e}")
+}
+
+/// The selector a forwarder or hop runs. No selector block means GOST's defaults
+/// (round, 1, 10s).
+pub fn selector_from(cfg: Option<&SelectorConfig>, ctx: &str) -> Result<Selector, String> {
+    match cfg {
+        None => Ok(Selector::new(Strategy::Round, 1, Duration::from_secs(10))),
+        Some(s) => {
+            let strategy = Strategy::parse(&s.strategy).map_err(|e| format!("{ctx}.selector.strategy: {e}"))?;
+            Ok(Selector::new(strategy, s.max_fails, s.fail_timeout))
+        }
+    }
+}
+
+fn sel_node(name: &str, addr: &str, md: &Metadata, ctx: &str) -> Result<SelNode, String> {
+    let mut n = SelNode::new(name, addr);
+    let e = |m: String| format!("{ctx}.{m}");
+    if let Some(w) = md.get_int(&["weight"]).map_err(e)? {
+        n.weight = w.clamp(1, u32::MAX as i64) as u32;
+    }
+    n.backup = md.get_bool(&["backup"]).map_err(e)?.unwrap_or(false);
+    if let Some(mf) = md.get_int(&["maxFails"]).map_err(e)? {
+        n.max_fails = mf.clamp(0, u32::MAX as i64) as u32;
+    }
+    if let Some(ft) = md.get_duration(&["failTimeout"]).map_err(e)? {
+        n.fail_timeout = ft;
+    }
+    Ok(n)
+}
+
+/// Checks that an address is `host:port` with a usable port (`:0` allowed only
+/// where GOST allows it).
+pub fn check_addr(addr: &str, what: &str) -> Result<(), String> {
+    if addr.contains("${") || addr.starts_with('$') {
+        return Err(format!("{what} {addr:?} holds an unexpanded placeholder (GOST does not expand environment variables in config files; put the real address there)"));
+    }
+    let (host, port) = split_host_port(addr).ok_or_else(|| format!("{what} {addr:?} is not host:port"))?;
+    if host.contains(' ') {
+        return Err(format!("{what} {addr:?}: invalid host"));
+    }
+    port.parse::<u16>().map_err(|_| format!("{what} {addr:?}: port {port:?} is not a number from 0 to 65535"))?;
+    Ok(())
+}
+
+/// Go's `net.SplitHostPort`: `host:port`, `[v6]:port`, `:port`.
+pub fn split_host_port(addr: &str) -> Option<(&str, &str)> {
+    if let Some(rest) = addr.strip_prefix('[') {
+        let end = rest.find(']')?;
+        let host = &rest[..end];
+        let port = rest[end + 1..].strip_prefix(':')?;
+        return Some((host, port));
+    }
+    let i = addr.rfind(':')?;
+    let host = &addr[..i];
+    if host.contains(':') {
+        return None; // bare IPv6 without brackets
+    }
+    Some((host, &addr[i + 1..]))
+}
+
+fn udp_options(l: &ListenerConfig, rudp: bool, svc: &str) -> Result<UdpOptions, String> {
+    let md = &l.metadata;
+    let e = |m: String| md_err(svc, "listener.metadata", m.trim_start_matches("metadata.").to_string());
+    let keep_alive = md.get_bool(&["keepAlive", "keepalive"]).map_err(e)?.unwrap_or(false);
+    let ttl = md.get_duration(&["ttl", "keepalive.ttl"]).map_err(e)?.filter(|d| !d.is_zero()).unwrap_or(Duration::from_secs(5));
+    let (rb, rq) = if rudp { (8192, 1024) } else { (4096, 128) };
+    let read_buffer_size = md.get_int(&["readBufferSize", "udp.bufferSize", "udpBufferSize"]).map_err(e)?.filter(|v| *v > 0).unwrap_or(rb);
+    let read_queue_size = md.get_int(&["readQueueSize", "recvQueueSize"]).map_err(e)?.filter(|v| *v > 0).unwrap_or(rq);
+    let backlog = md.get_int(&["backlog"]).map_err(e)?.filter(|v| *v > 0).unwrap_or(128);
+    if read_buffer_size > 65535 + 1 {
+        return Err(format!("service {svc:?}: listener.metadata.readBufferSize {read_buffer_size} is larger than a UDP datagram can be (65535)"));
+    }
+    Ok(UdpOptions {
+        keep_alive,
+        ttl,
+        read_buffer_size: read_buffer_size as usize,
+        read_queue_size: read_queue_size.min(1 << 20) as usize,
+        backlog: backlog.min(1 << 20) as usize,
+    })
+}
+
+/// Resolves a chain by name, following hops that only name a top-level hop.
+pub fn resolve_chain(cfg: &Config, name: &str, ctx: &str) -> Result<ChainPlan, String> {
+    let chain = cfg.chain(name).ok_or_else(|| {
+        let known: Vec<_> = cfg.chains.iter().map(|c| c.name.as_str()).collect();
+        format!("{ctx}: no chain named {name:?} (chains in this profile: {})", if known.is_empty() { "none".to_string() } else { known.join(", ") })
+    })?;
+    if chain.hops.is_empty() {
+        return Err(format!("chain {name:?} has no hops"));
+    }
+    let mut hops = Vec::new();
+    for (hi, hop) in chain.hops.iter().enumerate() {
+        let hctx = format!("chain {name:?} hop {}", if hop.name.is_empty() { hi.to_string() } else { format!("{:?}", hop.name) });
+        let hop_cfg = if hop.nodes.is_empty() {
+            cfg.hops.iter().find(|h| h.name == hop.name).ok_or_else(|| format!("{hctx}: has no nodes and no top-level hop has that name"))?
+        } else {
+            hop
+        };
+        if hop_cfg.nodes.is_empty() {
+            return Err(format!("{hctx}: has no nodes"));
+        }
+        let selector = selector_from(hop_cfg.selector.as_ref(), &hctx)?;
+        let mut nodes = Vec::new();
+        let mut kinds = Vec::new();
+        for (ni, n) in hop_cfg.nodes.iter().enumerate() {
+            let nname = if n.name.is_empty() { format!("node-{ni}") } else { n.name.clone() };
+            let nctx = format!("{hctx} node {nname:?}");
+            let connector = n.connector.as_ref().map(|c| c.kind.clone()).filter(|k| !k.is_empty()).unwrap_or_else(|| "http".into());
+            let dialer = n.dialer.as_ref().map(|d| d.kind.clone()).filter(|k| !k.is_empty()).unwrap_or_else(|| "tcp".into());
+            check_type(GOST_CONNECTORS, PORTWAY_CONNECTORS, "connector", &connector, &nctx)?;
+            check_type(GOST_DIALERS, PORTWAY_DIALERS, "dialer", &dialer, &nctx)?;
+            check_addr(&n.addr, &format!("{nctx}: addr"))?;
+            nodes.push(sel_node(&nname, &n.addr, &n.metadata, &nctx)?);
+            kinds.push((connector, dialer));
+        }
+        hops.push(HopPlan { name: hop_cfg.name.clone(), selector, nodes, kinds });
+    }
+    Ok(ChainPlan { name: name.to_string(), hops })
+}
+
+fn check_type(gost: &[&str], ours: &[&str], what: &str, kind: &str, ctx: &str) -> Result<(), String> {
+    if ours.contains(&kind) {
+        return Ok(());
+    }
+    if gost.contains(&kind) {
+        return Err(format!("{ctx}: {what} type {kind:?} is not implemented in Portway yet (it runs {what}s: {})", ours.join(", ")));
+    }
+    Err(format!("{ctx}: unknown {what} type {kind:?} (GOST has no such {what} either)"))
+}
+
+/// Builds the plan for one service of `cfg`.
+pub fn plan_service(cfg: &Config, s: &ServiceConfig) -> Result<ServicePlan, String> {
+    let ctx = format!("service {:?}", s.name);
+    let handler = if s.handler.kind.is_empty() { "auto".to_string() } else { s.handler.kind.clone() };
+    let listener = if s.listener.kind.is_empty() { "tcp".to_string() } else { s.listener.kind.clone() };
+    check_type(GOST_HANDLERS, PORTWAY_HANDLERS, "handler", &handler, &ctx)?;
+    check_type(GOST_LISTENERS, PORTWAY_LISTENERS, "listener", &listener, &ctx)?;
+    let network = match listener.as_str() {
+        "udp" | "rudp" => Network::Udp,
+        _ => Network::Tcp,
+    };
+    match (network, handler.as_str()) {
+        (Network::Udp, "tcp" | "rtcp") | (Network::Tcp, "udp" | "rudp") => {
+            return Err(format!("{ctx}: handler {handler:?} does not go with listener {listener:?} (a {} listener needs a {} handler)",
+                listener, if network == Network::Udp { "udp" } else { "tcp" }));
+        }
+        _ => {}
+    }
+    if s.addr.is_empty() {
+        return Err(format!("{ctx}: addr is empty (expected a listen address like \":8080\")"));
+    }
+    if super::url::addr_port_range(&s.addr).len() > 1 {
+        return Err(format!("{ctx}: addr {:?} is a port range, which only the command line accepts; write one service per port", s.addr));
+    }
+    check_addr(&s.addr, &format!("{ctx}: addr"))?;
+    if matches!(listener.as_str(), "rtcp" | "rudp") && !s.listener.chain.is_empty() {
+        return Err(format!("{ctx}: remote forwarding through a chain (listener.chain {:?}) is not implemented in Portway yet; without a chain {listener} works as local forwarding", s.listener.chain));
+    }
+    let chain_name = if !s.handler.chain.is_empty() { &s.handler.chain } else { &s.listener.chain };
+    let chain = if chain_name.is_empty() {
+        None
+    } else {
+        if s.handler.chain.is_empty() && !matches!(listener.as_str(), "rtcp" | "rudp") {
+            // GOST ignores a chain on a tcp/udp listener (docs erratum); Portway follows GOST.
+            None
+        } else {
+            Some(Arc::new(resolve_chain(cfg, chain_name, &format!("{ctx}: handler.chain"))?))
+        }
+    };
+    let (selector, mut targets) = match &s.forwarder {
+        None => (selector_from(None, &ctx)?, Vec::new()),
+        Some(f) => {
+            let fctx = format!("{ctx}: forwarder");
+            let nodes_src: Vec<(String, String, Metadata)> = if f.nodes.is_empty() && !f.hop.is_empty() {
+                let hop = cfg.hops.iter().find(|h| h.name == f.hop).ok_or_else(|| format!("{fctx}.hop: no top-level hop named {:?}", f.hop))?;
+                hop.nodes.iter().enumerate().map(|(i, n)| (if n.name.is_empty() { format!("target-{i}") } else { n.name.clone() }, n.addr.clone(), n.metadata.clone())).collect()
+            } else {
+                f.nodes.iter().enumerate().map(|(i, n)| (if n.name.is_empty() { format!("target-{i}") } else { n.name.clone() }, n.addr.clone(), n.metadata.clone())).collect()
+            };
+            let mut t = Vec::new();
+            for (name, addr, md) in &nodes_src {
+                let a = if split_host_port(addr).is_none() { format!("{addr}:0") } else { addr.clone() };
+                check_addr(&a, &format!("{fctx} node {name:?}: addr"))?;
+                t.push(sel_node(name, &a, md, &format!("{fctx} node {name:?}: metadata"))?);
+            }
+            (selector_from(f.selector.as_ref(), &fctx)?, t)
+        }
+    };
+    if targets.is_empty() {
+        if chain.is_none() {
+            return Err(format!("{ctx}: no forwarding target (add forwarder.nodes, e.g. -L tcp://:8080/127.0.0.1:80); only a chain ending in a forward connector may omit it"));
+        }
+        // GOST: no target → ":0", meaningful with a forward connector at the end of the chain.
+        targets.push(SelNode::new("target-0", ":0"));
+    }
+    for t in &targets {
+        if t.addr.ends_with(":0") && chain.is_none() {
+            return Err(format!("{ctx}: target {:?} has no port", t.addr));
+        }
+    }
+    let udp = udp_options(&s.listener, listener == "rudp", &s.name)?;
+    let hmd = &s.handler.metadata;
+    let e = |m: String| md_err(&s.name, "handler.metadata", m.trim_start_matches("metadata.").to_string());
+    let dial_timeout = hmd.get_duration(&["dialTimeout", "timeout"]).map_err(e)?.filter(|d| !d.is_zero()).unwrap_or(Duration::from_secs(10));
+    let idle_timeout = hmd.get_duration(&["idleTimeout"]).map_err(e)?.unwrap_or(Duration::ZERO);
+    Ok(ServicePlan {
+        name: s.name.clone(),
+        addr: s.addr.clone(),
+        network,
+        handler,
+        listener,
+        selector,
+        targets,
+        chain,
+        udp,
+        dial_timeout,
+        idle_timeout,
+    })
+}

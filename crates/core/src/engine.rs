@@ -1,0 +1,472 @@
+//! The engine: runs the services of a [`Config`] and reports on them. The desktop
+//! app and the `portway` CLI both drive it through this API.
+//!
+//! `apply` diffs a whole config against what runs (rathole's config watcher does the
+//! same per service): services whose configuration — including the chain they use —
+//! is unchanged keep running and keep their connections; changed ones restart;
+//! removed ones stop. One service failing (a port in use, an unimplemented type)
+//! never stops the others.
+
+use crate::config::validate::{plan_service, Network, ServicePlan};
+use crate::config::{Config, ServiceConfig};
+use crate::service::{self, Ctx};
+use crate::stats::*;
+use serde::Serialize;
+use std::collections::{BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize)]
+#[serde(tag = "code", rename_all = "camelCase")]
+pub enum EngineError {
+    #[error("no service named {name:?}")]
+    NoSuchService { name: String },
+}
+
+/// One service as the UI lists it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ServiceStatus {
+    pub name: String,
+    /// The configured listen address (`:8080`).
+    pub addr: String,
+    pub handler: String,
+    pub listener: String,
+    #[serde(flatten)]
+    pub state: ServiceState,
+    /// Where it actually listens (after resolving `:8080`, port 0 …).
+    pub listening: Vec<SocketAddr>,
+    pub targets: Vec<String>,
+    pub enabled: bool,
+}
+
+/// What `apply` did.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct ApplyReport {
+    pub started: Vec<String>,
+    pub restarted: Vec<String>,
+    pub stopped: Vec<String>,
+    pub unchanged: Vec<String>,
+    /// (service, error)
+    pub failed: Vec<(String, String)>,
+}
+
+struct Svc {
+    cfg: ServiceConfig,
+    fingerprint: String,
+    state: ServiceState,
+    cancel: Option<CancellationToken>,
+    counters: Arc<ServiceCounters>,
+    plan: Option<Arc<ServicePlan>>,
+    listening: Vec<SocketAddr>,
+}
+
+struct State {
+    config: Config,
+    order: Vec<String>,
+    services: HashMap<String, Svc>,
+    disabled: BTreeSet<String>,
+}
+
+struct Inner {
+    state: Mutex<State>,
+    apply_lock: tokio::sync::Mutex<()>,
+    events: broadcast::Sender<Event>,
+    conns: Arc<ConnRegistry>,
+    last_stats: Mutex<Vec<ServiceStats>>,
+    shutdown: CancellationToken,
+}
+
+/// Cheap to clone; all clones drive the same engine.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic elsewhere must not take the engine down with it.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// What identifies a service's configuration: the service plus the chain and
+/// top-level hops it may use.
+fn fingerprint(cfg: &Config, s: &ServiceConfig) -> String {
+    let mut fp = serde_yaml::to_string(s).unwrap_or_default();
+    for name in [&s.handler.chain, &s.listener.chain] {
+        if let Some(c) = cfg.chain(name) {
+            fp.push_str(&serde_yaml::to_string(c).unwrap_or_default());
+        }
+    }
+    if !cfg.hops.is_empty() {
+        fp.push_str(&serde_yaml::to_string(&cfg.hops).unwrap_or_default());
+    }
+    fp
+}
+
+impl Default for Engine {
+    fn default() -> Self {
+        Engine::new()
+    }
+}
+
+impl Engine {
+    /// Creates an engine. Must be called inside a tokio runtime: the stats ticker
+    /// and the log forwarder run on it.
+    pub fn new() -> Engine {
+        Engine::with_tick(Duration::from_secs(1))
+    }
+
+    pub fn with_tick(tick: Duration) -> Engine {
+        let (events, _) = broadcast::channel(4096);
+        let inner = Arc::new(Inner {
+            state: Mutex::new(State { config: Config::default(), order: Vec::new(), services: HashMap::new(), disabled: BTreeSet::new() }),
+            apply_lock: tokio::sync::Mutex::new(()),
+            events,
+            conns: Arc::new(ConnRegistry::default()),
+            last_stats: Mutex::new(Vec::new()),
+            shutdown: CancellationToken::new(),
+        });
+        tokio::spawn(stats_ticker(Arc::downgrade(&inner), tick, inner.shutdown.clone()));
+        tokio::spawn(log_forwarder(Arc::downgrade(&inner), inner.shutdown.clone()));
+        Engine { inner }
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.inner.events.subscribe()
+    }
+
+    /// The config last applied.
+    pub fn config(&self) -> Config {
+        lock(&self.inner.state).config.clone()
+    }
+
+    /// Services switched off by the user; they are not started by `apply`.
+    pub fn set_disabled(&self, names: impl IntoIterator<Item = String>) {
+        lock(&self.inner.state).disabled = names.into_iter().collect();
+    }
+
+    pub fn disabled(&self) -> Vec<String> {
+        lock(&self.inner.state).disabled.iter().cloned().collect()
+    }
+
+    /// Makes the running services match `config`.
+    pub async fn apply(&self, config: Config) -> ApplyReport {
+        let _g = self.inner.apply_lock.lock().await;
+        let mut report = ApplyReport::default();
+        let mut to_start: Vec<(String, bool)> = Vec::new();
+        {
+            let mut st = lock(&self.inner.state);
+            let new_names: Vec<String> = config.services.iter().map(|s| s.name.clone()).collect();
+            // Stop removed services.
+            let old: Vec<String> = st.order.clone();
+            for name in old {
+                if !new_names.contains(&name) {
+                    if let Some(svc) = st.services.remove(&name) {
+                        if let Some(c) = svc.cancel {
+                            c.cancel();
+                        }
+                        report.stopped.push(name.clone());
+                        info!(service = %name, "stopped (removed from the profile)");
+                    }
+                }
+            }
+            for s in &config.services {
+                let fp = fingerprint(&config, s);
+                let disabled = st.disabled.contains(&s.name);
+                match st.services.get_mut(&s.name) {
+                    Some(svc) if svc.fingerprint == fp && (matches!(svc.state, ServiceState::Running) || (disabled && svc.state == ServiceState::Disabled)) => {
+                        report.unchanged.push(s.name.clone());
+                    }
+                    Some(svc) => {
+                        if let Some(c) = svc.cancel.take() {
+                            c.cancel();
+                        }
+                        let was_running = matches!(svc.state, ServiceState::Running);
+                        svc.cfg = s.clone();
+                        svc.fingerprint = fp;
+                        svc.plan = None;
+                        svc.listening.clear();
+                        svc.state = ServiceState::Stopped;
+                        to_start.push((s.name.clone(), was_running));
+                    }
+                    None => {
+                        st.services.insert(
+                            s.name.clone(),
+                            Svc {
+                                cfg: s.clone(),
+                                fingerprint: fp,
+                                state: ServiceState::Stopped,
+                                cancel: None,
+                                counters: Arc::new(ServiceCounters::default()),
+                                plan: None,
+                                listening: Vec::new(),
+                            },
+                        );
+                        to_start.push((s.name.clone(), false));
+                    }
+                }
+            }
+            st.order = new_names;
+            st.config = config;
+        }
+        for (name, restart) in to_start {
+            match self.start_locked(&name).await {
+                Ok(ServiceState::Failed { error }) => report.failed.push((name, error)),
+                _ if restart => report.restarted.push(name),
+                _ => report.started.push(name),
+            }
+        }
+        report
+    }
+
+    /// Starts one service of the applied config (unless disabled).
+    async fn start_locked(&self, name: &str) -> Result<ServiceState, EngineError> {
+        let (plan_res, counters, disabled) = {
+            let st = lock(&self.inner.state);
+            let svc = st.services.get(name).ok_or_else(|| EngineError::NoSuchService { name: name.into() })?;
+            if matches!(svc.state, ServiceState::Running) {
+                return Ok(ServiceState::Running);
+            }
+            (plan_service(&st.config, &svc.cfg), svc.counters.clone(), st.disabled.contains(name))
+        };
+        if disabled {
+            return Ok(self.set_state(name, ServiceState::Disabled, None, None, Vec::new()));
+        }
+        let plan = match plan_res {
+            Ok(p) => Arc::new(p),
+            Err(e) => {
+                error!(service = %name, "{e}");
+                return Ok(self.set_state(name, ServiceState::Failed { error: e }, None, None, Vec::new()));
+            }
+        };
+        let cancel = self.inner.shutdown.child_token();
+        let ctx = Ctx {
+            plan: plan.clone(),
+            counters,
+            conns: self.inner.conns.clone(),
+            events: self.inner.events.clone(),
+            cancel: cancel.clone(),
+        };
+        let started = match plan.network {
+            Network::Tcp => service::tcp::start(ctx).await,
+            Network::Udp => service::udp::start(ctx).await,
+        };
+        match started {
+            Ok(s) => {
+                let targets: Vec<&str> = plan.targets.iter().map(|t| t.addr.as_str()).collect();
+                info!(service = %name, "{} listening on {} → {}", plan.listener, fmt_addrs(&s.local), targets.join(", "));
+                Ok(self.set_state(name, ServiceState::Running, Some(cancel), Some(plan), s.local))
+            }
+            Err(e) => {
+                cancel.cancel();
+                error!(service = %name, "{e}");
+                Ok(self.set_state(name, ServiceState::Failed { error: e }, None, Some(plan), Vec::new()))
+            }
+        }
+    }
+
+    fn set_state(&self, name: &str, state: ServiceState, cancel: Option<CancellationToken>, plan: Option<Arc<ServicePlan>>, listening: Vec<SocketAddr>) -> ServiceState {
+        {
+            let mut st = lock(&self.inner.state);
+            if let Some(svc) = st.services.get_mut(name) {
+                if let Some(old) = svc.cancel.take() {
+                    old.cancel();
+                }
+                svc.state = state.clone();
+                svc.cancel = cancel;
+                svc.plan = plan;
+                svc.listening = listening;
+            } else if let Some(c) = cancel {
+                // Removed while starting.
+                c.cancel();
+            }
+        }
+        let _ = self.inner.events.send(Event::ServiceState { service: name.into(), state: state.clone() });
+        state
+    }
+
+    /// Switches a service on or off (the per-rule toggle). Off closes its listener
+    /// and its connections.
+    pub async fn set_enabled(&self, name: &str, enabled: bool) -> Result<ServiceStatus, EngineError> {
+        let _g = self.inner.apply_lock.lock().await;
+        {
+            let mut st = lock(&self.inner.state);
+            if !st.services.contains_key(name) {
+                return Err(EngineError::NoSuchService { name: name.into() });
+            }
+            if enabled {
+                st.disabled.remove(name);
+            } else {
+                st.disabled.insert(name.to_string());
+            }
+        }
+        if enabled {
+            let stopped = {
+                let st = lock(&self.inner.state);
+                st.services.get(name).map(|s| !matches!(s.state, ServiceState::Running)).unwrap_or(false)
+            };
+            if stopped {
+                self.start_locked(name).await?;
+            }
+        } else {
+            self.set_state(name, ServiceState::Disabled, None, None, Vec::new());
+            info!(service = %name, "switched off");
+        }
+        self.service_status(name).ok_or_else(|| EngineError::NoSuchService { name: name.into() })
+    }
+
+    /// Stops a service without changing whether it is enabled (it starts again on
+    /// the next `apply` or `start`).
+    pub async fn stop(&self, name: &str) -> Result<ServiceStatus, EngineError> {
+        let _g = self.inner.apply_lock.lock().await;
+        if !lock(&self.inner.state).services.contains_key(name) {
+            return Err(EngineError::NoSuchService { name: name.into() });
+        }
+        self.set_state(name, ServiceState::Stopped, None, None, Vec::new());
+        self.service_status(name).ok_or_else(|| EngineError::NoSuchService { name: name.into() })
+    }
+
+    /// Starts (or retries) one service.
+    pub async fn start(&self, name: &str) -> Result<ServiceStatus, EngineError> {
+        let _g = self.inner.apply_lock.lock().await;
+        self.start_locked(name).await?;
+        self.service_status(name).ok_or_else(|| EngineError::NoSuchService { name: name.into() })
+    }
+
+    pub fn service_status(&self, name: &str) -> Option<ServiceStatus> {
+        self.status().into_iter().find(|s| s.name == name)
+    }
+
+    pub fn status(&self) -> Vec<ServiceStatus> {
+        let st = lock(&self.inner.state);
+        st.order
+            .iter()
+            .filter_map(|n| st.services.get(n).map(|s| (n, s)))
+            .map(|(n, s)| ServiceStatus {
+                name: n.clone(),
+                addr: s.cfg.addr.clone(),
+                handler: s.cfg.handler.kind.clone(),
+                listener: s.cfg.listener.kind.clone(),
+                state: s.state.clone(),
+                listening: s.listening.clone(),
+                targets: s.cfg.forwarder.as_ref().map(|f| f.nodes.iter().map(|n| n.addr.clone()).collect()).unwrap_or_default(),
+                enabled: !st.disabled.contains(n),
+            })
+            .collect()
+    }
+
+    pub fn connections(&self) -> Vec<ConnInfo> {
+        self.inner.conns.list()
+    }
+
+    pub fn close_connection(&self, id: u64) -> bool {
+        self.inner.conns.close(id)
+    }
+
+    /// The last stats tick.
+    pub fn stats(&self) -> Vec<ServiceStats> {
+        lock(&self.inner.last_stats).clone()
+    }
+
+    /// Counters sampled now (rates from the last tick).
+    pub fn stats_now(&self) -> Vec<ServiceStats> {
+        let st = lock(&self.inner.state);
+        let last = lock(&self.inner.last_stats).clone();
+        st.order
+            .iter()
+            .filter_map(|n| st.services.get(n).map(|s| (n, s)))
+            .map(|(n, s)| {
+                let prev = last.iter().find(|p| &p.service == n);
+                sample(n, s, prev.map(|p| (p.rate_in, p.rate_out)).unwrap_or((0, 0)))
+            })
+            .collect()
+    }
+
+    pub fn recent_logs(&self, max: usize) -> Vec<LogLine> {
+        crate::logging::ring().recent(max)
+    }
+
+    /// Stops every service and the background tasks.
+    pub async fn shutdown(&self) {
+        let _g = self.inner.apply_lock.lock().await;
+        let names: Vec<String> = lock(&self.inner.state).order.clone();
+        for n in names {
+            self.set_state(&n, ServiceState::Stopped, None, None, Vec::new());
+        }
+        self.inner.shutdown.cancel();
+    }
+}
+
+fn fmt_addrs(a: &[SocketAddr]) -> String {
+    a.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ")
+}
+
+fn sample(name: &str, s: &Svc, rates: (u64, u64)) -> ServiceStats {
+    let c = &s.counters;
+    ServiceStats {
+        service: name.to_string(),
+        active: c.active.load(Relaxed),
+        total: c.total.load(Relaxed),
+        bytes_in: c.bytes_in.load(Relaxed),
+        bytes_out: c.bytes_out.load(Relaxed),
+        rate_in: rates.0,
+        rate_out: rates.1,
+        errors: c.errors.load(Relaxed),
+        nodes: s.plan.as_ref().map(|p| p.targets.iter().map(|t| p.selector.health(t)).collect()).unwrap_or_default(),
+    }
+}
+
+async fn stats_ticker(inner: Weak<Inner>, tick: Duration, stop: CancellationToken) {
+    let mut iv = tokio::time::interval(tick);
+    iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut prev: HashMap<String, (u64, u64)> = HashMap::new();
+    let mut prev_t = Instant::now();
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = iv.tick() => {}
+        }
+        let Some(inner) = inner.upgrade() else { return };
+        let now = Instant::now();
+        let dt = now.duration_since(prev_t).as_secs_f64().max(1e-3);
+        prev_t = now;
+        let services: Vec<ServiceStats> = {
+            let st = lock(&inner.state);
+            st.order
+                .iter()
+                .filter_map(|n| st.services.get(n).map(|s| (n, s)))
+                .map(|(n, s)| {
+                    let mut x = sample(n, s, (0, 0));
+                    let (pi, po) = prev.get(n).copied().unwrap_or((x.bytes_in, x.bytes_out));
+                    x.rate_in = ((x.bytes_in.saturating_sub(pi)) as f64 / dt) as u64;
+                    x.rate_out = ((x.bytes_out.saturating_sub(po)) as f64 / dt) as u64;
+                    prev.insert(n.clone(), (x.bytes_in, x.bytes_out));
+                    x
+                })
+                .collect()
+        };
+        prev.retain(|k, _| services.iter().any(|s| &s.service == k));
+        *lock(&inner.last_stats) = services.clone();
+        let _ = inner.events.send(Event::Stats { time: unix_millis(), services });
+    }
+}
+
+async fn log_forwarder(inner: Weak<Inner>, stop: CancellationToken) {
+    let mut rx = crate::logging::ring().subscribe();
+    loop {
+        let line = tokio::select! {
+            _ = stop.cancelled() => return,
+            r = rx.recv() => match r {
+                Ok(l) => l,
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(_) => return,
+            },
+        };
+        let Some(inner) = inner.upgrade() else { return };
+        let _ = inner.events.send(Event::Log { line });
+    }
+}

@@ -1,0 +1,17 @@
+//! Portway's forwarding engine: GOST v3 configuration (YAML, JSON and the `-L`/`-F`
+//! command line), services that forward TCP and UDP, selectors with GOST's
+//! semantics, always-on statistics, and the profile store. No GUI dependency: the
+//! desktop app and the `portway` CLI are thin shells over [`engine::Engine`].
+
+pub mod chain;
+pub mod config;
+pub mod engine;
+pub mod io;
+pub mod logging;
+pub mod selector;
+pub mod service;
+pub mod stats;
+pub mod store;
+pub mod sys;
+
+pub use engine::{ApplyReport, Engine, EngineError, ServiceStatus};

@@ -1,0 +1,75 @@
+//! Running services: a listener plus the local forwarding handler (GOST's `tcp`,
+//! `udp`, `forward` handlers, and `rtcp`/`rudp` without a chain, which GOST runs
+//! as local forwarding too).
+
+pub mod tcp;
+pub mod udp;
+
+use crate::config::validate::ServicePlan;
+use crate::stats::{ConnRegistry, Event, ServiceCounters};
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+/// What a running service shares with the engine.
+pub struct Ctx {
+    pub plan: Arc<ServicePlan>,
+    pub counters: Arc<ServiceCounters>,
+    pub conns: Arc<ConnRegistry>,
+    pub events: broadcast::Sender<Event>,
+    pub cancel: CancellationToken,
+}
+
+/// Where to bind for a GOST listen address. `:port` and `[::]:port` are dual-stack;
+/// any other form is IPv4-only unless it is an IPv6 literal (go-gost/x
+/// `internal/net` `IsIPv4`).
+pub async fn bind_addrs(addr: &str) -> io::Result<Vec<SocketAddr>> {
+    let (host, port) = crate::config::validate::split_host_port(addr)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("{addr}: not host:port")))?;
+    let port: u16 = port.parse().map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, format!("{addr}: bad port")))?;
+    if host.is_empty() {
+        return Ok(vec![SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port)]);
+    }
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    let found: Vec<SocketAddr> = tokio::net::lookup_host((host, port)).await?.filter(|a| a.is_ipv4()).collect();
+    if found.is_empty() {
+        return Err(io::Error::new(io::ErrorKind::NotFound, format!("{host}: no IPv4 address to listen on")));
+    }
+    Ok(vec![found[0]])
+}
+
+/// Falls back to IPv4 when the machine has no IPv6.
+pub fn v4_fallback(a: SocketAddr) -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), a.port())
+}
+
+/// "address already in use" rather than "Address already in use (os error 98)".
+pub fn io_msg(e: &io::Error) -> String {
+    match e.kind() {
+        io::ErrorKind::AddrInUse => "address already in use".into(),
+        io::ErrorKind::AddrNotAvailable => "address not available on this machine".into(),
+        io::ErrorKind::PermissionDenied => "permission denied (ports below 1024 need privileges)".into(),
+        io::ErrorKind::ConnectionRefused => "connection refused".into(),
+        io::ErrorKind::ConnectionReset => "connection reset by peer".into(),
+        io::ErrorKind::TimedOut => {
+            let s = e.to_string();
+            if s.contains("timed out") { s } else { "timed out".into() }
+        }
+        _ => {
+            let s = e.to_string();
+            match s.find(" (os error") {
+                Some(i) => s[..i].to_lowercase(),
+                None => s,
+            }
+        }
+    }
+}
+
+/// A running service: its task and where it listens.
+pub struct Started {
+    pub local: Vec<SocketAddr>,
+}

@@ -1,0 +1,176 @@
+//! TCP listener + local forwarding handler (go-gost/x `listener/tcp`,
+//! `handler/forward/local`): one target per client connection, picked by the
+//! forwarder's selector; a failed dial marks the target and closes the client, as
+//! GOST does (the next connection picks another target).
+
+use super::{bind_addrs, io_msg, v4_fallback, Ctx, Started};
+use crate::chain::{self, Conn};
+use crate::stats::{unix_millis, ConnCounters, ConnInfo, Event, Meter};
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tracing::{debug, warn};
+
+fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
+    let sock = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    sock.set_reuseaddr(true)?;
+    if addr.is_ipv6() && addr.ip().is_unspecified() {
+        // Dual-stack, like Go's ":port".
+        let _ = socket_v6only(&sock, false);
+    }
+    sock.bind(addr)?;
+    sock.listen(4096)
+}
+
+fn socket_v6only(sock: &TcpSocket, on: bool) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let v: libc::c_int = on as libc::c_int;
+    // SAFETY: setsockopt with a valid fd and a c_int option value.
+    let r = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::IPPROTO_IPV6,
+            libc::IPV6_V6ONLY,
+            &v as *const _ as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+}
+
+/// Binds and starts accepting. The bind happens before this returns, so the
+/// caller learns "address already in use" at once.
+pub async fn start(ctx: Ctx) -> Result<Started, String> {
+    let addrs = bind_addrs(&ctx.plan.addr).await.map_err(|e| format!("{}: {}", ctx.plan.addr, io_msg(&e)))?;
+    let mut listeners = Vec::new();
+    for a in addrs {
+        let l = match listen(a) {
+            Ok(l) => l,
+            Err(e) if a.is_ipv6() && a.ip().is_unspecified() && e.kind() == io::ErrorKind::AddrNotAvailable => {
+                listen(v4_fallback(a)).map_err(|e| format!("{}: {}", ctx.plan.addr, io_msg(&e)))?
+            }
+            Err(e) => return Err(format!("{}: {}", display_addr(&ctx.plan.addr, a), io_msg(&e))),
+        };
+        listeners.push(l);
+    }
+    let local: Vec<SocketAddr> = listeners.iter().filter_map(|l| l.local_addr().ok()).collect();
+    let ctx = Arc::new(ctx);
+    for l in listeners {
+        tokio::spawn(accept_loop(l, ctx.clone()));
+    }
+    Ok(Started { local })
+}
+
+fn display_addr(cfg: &str, a: SocketAddr) -> String {
+    if cfg.starts_with(':') { a.to_string() } else { cfg.to_string() }
+}
+
+fn is_resource_error(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE) | Some(libc::ENOBUFS) | Some(libc::ENOMEM))
+}
+
+async fn accept_loop(l: TcpListener, ctx: Arc<Ctx>) {
+    let mut backoff = Duration::ZERO;
+    let mut last_warn: u64 = 0;
+    loop {
+        let r = tokio::select! {
+            _ = ctx.cancel.cancelled() => return,
+            r = l.accept() => r,
+        };
+        match r {
+            Ok((s, peer)) => {
+                backoff = Duration::ZERO;
+                let _ = s.set_nodelay(true);
+                tokio::spawn(handle(s, peer, ctx.clone()));
+            }
+            Err(e) if is_resource_error(&e) => {
+                // Out of descriptors: back off (5 ms doubling to 1 s) instead of
+                // spinning, and keep going; connections wait in the kernel backlog.
+                backoff = if backoff.is_zero() { Duration::from_millis(5) } else { (backoff * 2).min(Duration::from_secs(1)) };
+                let now = unix_millis();
+                if now - last_warn > 5000 {
+                    last_warn = now;
+                    warn!(service = %ctx.plan.name, "accept: {} — backing off {:?} (raise `ulimit -n`)", io_msg(&e), backoff);
+                }
+                ctx.counters.errors.fetch_add(1, Relaxed);
+                tokio::select! {
+                    _ = ctx.cancel.cancelled() => return,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+            }
+            Err(e) => {
+                debug!(service = %ctx.plan.name, "accept: {e}");
+            }
+        }
+    }
+}
+
+async fn handle(client: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
+    let plan = &ctx.plan;
+    let c = &ctx.counters;
+    c.total.fetch_add(1, Relaxed);
+    c.active.fetch_add(1, Relaxed);
+    let _guard = ActiveGuard(&c.active);
+    let client_s = peer.to_string();
+    let hash_key = peer.ip().to_string();
+    let Some(idx) = plan.selector.select(&plan.targets, Some(&hash_key)) else {
+        c.errors.fetch_add(1, Relaxed);
+        warn!(service = %plan.name, client = %client_s, "node not available: every target is marked failed");
+        return;
+    };
+    let target = &plan.targets[idx];
+    let dialed = tokio::select! {
+        _ = ctx.cancel.cancelled() => return,
+        r = chain::dial(plan.chain.as_deref(), &target.addr, plan.dial_timeout, Some(&hash_key)) => r,
+    };
+    let (conn, route) = match dialed {
+        Ok(x) => {
+            target.marker.reset();
+            x
+        }
+        Err(e) => {
+            target.marker.mark();
+            c.errors.fetch_add(1, Relaxed);
+            warn!(service = %plan.name, client = %client_s, target = %target.addr, node = %target.name, "{e}");
+            return;
+        }
+    };
+    let Conn::Tcp(upstream) = conn;
+    let id = ctx.conns.next_id();
+    let counters = Arc::new(ConnCounters::default());
+    let cancel = ctx.cancel.child_token();
+    let info = ConnInfo {
+        id,
+        service: plan.name.clone(),
+        network: "tcp".into(),
+        client: client_s.clone(),
+        target: target.addr.clone(),
+        node: target.name.clone(),
+        since: unix_millis(),
+        bytes_in: 0,
+        bytes_out: 0,
+    };
+    ctx.conns.insert(info.clone(), counters.clone(), cancel.clone());
+    let _ = ctx.events.send(Event::ConnOpened { conn: info });
+    debug!(service = %plan.name, client = %client_s, target = %target.addr, node = %target.name, route = ?route.path, "connected");
+    let meter = Meter { conn: counters, service: ctx.counters.clone() };
+    let result = tokio::select! {
+        _ = cancel.cancelled() => Err(io::Error::new(io::ErrorKind::Interrupted, "closed by user")),
+        r = crate::io::pipe(&client, &upstream, &meter, plan.idle_timeout) => r,
+    };
+    let error = result.err().map(|e| io_msg(&e));
+    if let Some(info) = ctx.conns.remove(id) {
+        debug!(service = %plan.name, client = %client_s, target = %target.addr, bytes_in = info.bytes_in, bytes_out = info.bytes_out, "closed{}", error.as_ref().map(|e| format!(": {e}")).unwrap_or_default());
+        let _ = ctx.events.send(Event::ConnClosed { conn: info, error });
+    }
+}
+
+struct ActiveGuard<'a>(&'a std::sync::atomic::AtomicU64);
+impl Drop for ActiveGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Relaxed);
+    }
+}

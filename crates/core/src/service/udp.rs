@@ -1,0 +1,302 @@
+//! UDP listener + local forwarding handler (go-gost/x `listener/udp`,
+//! `internal/net/udp/listener.go`, `handler/forward/local`).
+//!
+//! One socket; a session per client address (`ip:port`), each with its own
+//! upstream socket to a target the selector picks once per session.
+//! - `keepAlive=false` (GOST's default): the session closes right after the first
+//!   datagram is written back to the client (request/response, e.g. DNS).
+//! - Idle sweep every `ttl`: a session already flagged idle is closed, otherwise
+//!   flagged; any datagram either way clears the flag. An idle session therefore
+//!   closes after one to two `ttl` periods ("at most two check cycles").
+//! - `readBufferSize` bytes are read per datagram (longer ones are truncated, as in
+//!   GOST); `readQueueSize` datagrams may wait per session; `backlog` sessions may
+//!   be waiting for their upstream at once — beyond that, datagrams are dropped with
+//!   a warning.
+
+use super::{bind_addrs, io_msg, v4_fallback, Ctx, Started};
+use crate::stats::{unix_millis, ConnCounters, ConnInfo, Event, Meter};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+use std::sync::Arc;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+struct Session {
+    id: u64,
+    tx: mpsc::Sender<Vec<u8>>,
+    idle: Arc<AtomicBool>,
+    cancel: CancellationToken,
+}
+
+fn bind_udp(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
+    // Linux binds `[::]` dual-stack unless net.ipv6.bindv6only is set, matching Go.
+    let s = std::net::UdpSocket::bind(addr)?;
+    s.set_nonblocking(true)?;
+    Ok(s)
+}
+
+pub async fn start(ctx: Ctx) -> Result<Started, String> {
+    let addrs = bind_addrs(&ctx.plan.addr).await.map_err(|e| format!("{}: {}", ctx.plan.addr, io_msg(&e)))?;
+    let a = addrs[0];
+    let std_sock = match bind_udp(a) {
+        Ok(s) => s,
+        Err(e) if a.is_ipv6() && a.ip().is_unspecified() && e.kind() == io::ErrorKind::AddrNotAvailable => {
+            bind_udp(v4_fallback(a)).map_err(|e| format!("{}: {}", ctx.plan.addr, io_msg(&e)))?
+        }
+        Err(e) => {
+            let shown = if ctx.plan.addr.starts_with(':') { a.to_string() } else { ctx.plan.addr.clone() };
+            return Err(format!("{shown}: {}", io_msg(&e)));
+        }
+    };
+    let sock = UdpSocket::from_std(std_sock).map_err(|e| format!("{}: {}", ctx.plan.addr, io_msg(&e)))?;
+    let local = sock.local_addr().map(|a| vec![a]).unwrap_or_default();
+    tokio::spawn(run(Arc::new(sock), Arc::new(ctx)));
+    Ok(Started { local })
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Vec<u8>> = RefCell::new(vec![0u8; 65536]);
+}
+
+/// Normalises a v4-mapped v6 client address so sessions key on what users see.
+fn canon(a: SocketAddr) -> SocketAddr {
+    if let SocketAddr::V6(v6) = a {
+        if let Some(v4) = v6.ip().to_ipv4_mapped() {
+            return SocketAddr::new(IpAddr::V4(v4), a.port());
+        }
+    }
+    a
+}
+
+async fn run(sock: Arc<UdpSocket>, ctx: Arc<Ctx>) {
+    let opts = ctx.plan.udp.clone();
+    let mut sessions: HashMap<SocketAddr, Session> = HashMap::new();
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(SocketAddr, u64)>();
+    let pending = Arc::new(AtomicUsize::new(0));
+    let mut tick = tokio::time::interval(opts.ttl);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    let mut buf = vec![0u8; opts.read_buffer_size];
+    let mut last_warn = 0u64;
+    loop {
+        tokio::select! {
+            _ = ctx.cancel.cancelled() => break,
+            Some((addr, id)) = done_rx.recv() => {
+                if sessions.get(&addr).is_some_and(|s| s.id == id) {
+                    sessions.remove(&addr);
+                }
+            }
+            _ = tick.tick() => {
+                sessions.retain(|_, s| {
+                    if s.idle.swap(true, Relaxed) {
+                        s.cancel.cancel();
+                        false
+                    } else {
+                        true
+                    }
+                });
+            }
+            r = sock.recv_from(&mut buf) => {
+                let (n, peer) = match r {
+                    Ok(x) => x,
+                    Err(e) => {
+                        // ICMP errors surface here on some kernels; they concern one
+                        // peer, not the socket.
+                        debug!(service = %ctx.plan.name, "udp recv: {e}");
+                        continue;
+                    }
+                };
+                let peer = canon(peer);
+                if let Some(s) = sessions.get(&peer) {
+                    match s.tx.try_send(buf[..n].to_vec()) {
+                        Ok(()) => continue,
+                        Err(mpsc::error::TrySendError::Full(_)) => {
+                            let now = unix_millis();
+                            if now - last_warn > 5000 {
+                                last_warn = now;
+                                warn!(service = %ctx.plan.name, client = %peer, "udp: recv queue is full ({} datagrams), dropping", opts.read_queue_size);
+                            }
+                            continue;
+                        }
+                        // The session ended; start a new one below.
+                        Err(mpsc::error::TrySendError::Closed(_)) => { sessions.remove(&peer); }
+                    }
+                }
+                if pending.load(Relaxed) >= opts.backlog {
+                    let now = unix_millis();
+                    if now - last_warn > 5000 {
+                        last_warn = now;
+                        warn!(service = %ctx.plan.name, client = %peer, "udp: backlog of {} new sessions is full, dropping", opts.backlog);
+                    }
+                    continue;
+                }
+                let (tx, rx) = mpsc::channel(opts.read_queue_size.max(1));
+                let _ = tx.try_send(buf[..n].to_vec());
+                let idle = Arc::new(AtomicBool::new(false));
+                let cancel = ctx.cancel.child_token();
+                let id = ctx.conns.next_id();
+                sessions.insert(peer, Session { id, tx, idle: idle.clone(), cancel: cancel.clone() });
+                pending.fetch_add(1, Relaxed);
+                tokio::spawn(session(SessionArgs {
+                    id, peer, rx, idle, cancel, sock: sock.clone(), ctx: ctx.clone(), pending: pending.clone(), done: done_tx.clone(),
+                }));
+            }
+        }
+    }
+    for (_, s) in sessions.drain() {
+        s.cancel.cancel();
+    }
+}
+
+struct SessionArgs {
+    id: u64,
+    peer: SocketAddr,
+    rx: mpsc::Receiver<Vec<u8>>,
+    idle: Arc<AtomicBool>,
+    cancel: CancellationToken,
+    sock: Arc<UdpSocket>,
+    ctx: Arc<Ctx>,
+    pending: Arc<AtomicUsize>,
+    done: mpsc::UnboundedSender<(SocketAddr, u64)>,
+}
+
+async fn connect_upstream(target: &str) -> io::Result<UdpSocket> {
+    let addrs = crate::chain::resolve(target).await?;
+    let mut last = None;
+    for a in addrs {
+        let bind = if a.is_ipv4() { SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0) } else { SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0) };
+        let s = UdpSocket::bind(bind).await?;
+        match s.connect(a).await {
+            Ok(()) => return Ok(s),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| io::Error::other("no address")))
+}
+
+async fn session(a: SessionArgs) {
+    let SessionArgs { id, peer, mut rx, idle, cancel, sock, ctx, pending, done } = a;
+    let plan = &ctx.plan;
+    let c = &ctx.counters;
+    c.total.fetch_add(1, Relaxed);
+    c.active.fetch_add(1, Relaxed);
+    let hash_key = peer.ip().to_string();
+    let finish = |pending_left: bool| {
+        if pending_left {
+            pending.fetch_sub(1, Relaxed);
+        }
+        c.active.fetch_sub(1, Relaxed);
+        let _ = done.send((peer, id));
+    };
+    let Some(idx) = plan.selector.select(&plan.targets, Some(&hash_key)) else {
+        c.errors.fetch_add(1, Relaxed);
+        warn!(service = %plan.name, client = %peer, "node not available: every target is marked failed");
+        finish(true);
+        return;
+    };
+    let target = &plan.targets[idx];
+    if plan.chain.is_some() {
+        c.errors.fetch_add(1, Relaxed);
+        warn!(service = %plan.name, client = %peer, "UDP through a chain is not implemented in Portway yet");
+        finish(true);
+        return;
+    }
+    let upstream = match tokio::time::timeout(plan.dial_timeout, connect_upstream(&target.addr)).await {
+        Ok(Ok(s)) => {
+            target.marker.reset();
+            s
+        }
+        Ok(Err(e)) => {
+            target.marker.mark();
+            c.errors.fetch_add(1, Relaxed);
+            warn!(service = %plan.name, client = %peer, target = %target.addr, node = %target.name, "dial udp {}: {}", target.addr, io_msg(&e));
+            finish(true);
+            return;
+        }
+        Err(_) => {
+            target.marker.mark();
+            c.errors.fetch_add(1, Relaxed);
+            warn!(service = %plan.name, client = %peer, target = %target.addr, node = %target.name, "dial udp {}: timed out", target.addr);
+            finish(true);
+            return;
+        }
+    };
+    pending.fetch_sub(1, Relaxed);
+    let counters = Arc::new(ConnCounters::default());
+    let info = ConnInfo {
+        id,
+        service: plan.name.clone(),
+        network: "udp".into(),
+        client: peer.to_string(),
+        target: target.addr.clone(),
+        node: target.name.clone(),
+        since: unix_millis(),
+        bytes_in: 0,
+        bytes_out: 0,
+    };
+    ctx.conns.insert(info.clone(), counters.clone(), cancel.clone());
+    let _ = ctx.events.send(Event::ConnOpened { conn: info });
+    let meter = Meter { conn: counters, service: ctx.counters.clone() };
+    let keep_alive = plan.udp.keep_alive;
+    let rbs = plan.udp.read_buffer_size;
+    let mut error: Option<String> = None;
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            d = rx.recv() => {
+                let Some(d) = d else { break };
+                idle.store(false, Relaxed);
+                meter.add_in(d.len() as u64);
+                if let Err(e) = upstream.send(&d).await {
+                    // A refused port shows up as ECONNREFUSED on the next send/recv.
+                    debug!(service = %plan.name, client = %peer, target = %target.addr, "udp send: {e}");
+                }
+            }
+            r = upstream.readable() => {
+                if let Err(e) = r { error = Some(io_msg(&e)); break; }
+                let res = SCRATCH.with(|s| {
+                    let mut s = s.borrow_mut();
+                    let lim = rbs.min(s.len());
+                    match upstream.try_recv(&mut s[..lim]) {
+                        Ok(n) => Ok(Some(s[..n].to_vec())),
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+                        Err(e) => Err(e),
+                    }
+                });
+                match res {
+                    Ok(Some(data)) => {
+                        idle.store(false, Relaxed);
+                        meter.add_out(data.len() as u64);
+                        if let Err(e) = sock.send_to(&data, peer).await {
+                            debug!(service = %plan.name, client = %peer, "udp reply: {e}");
+                        }
+                        if !keep_alive {
+                            break;
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        // ECONNREFUSED from the target: nothing listens there.
+                        if e.kind() == io::ErrorKind::ConnectionRefused {
+                            target.marker.mark();
+                            c.errors.fetch_add(1, Relaxed);
+                            warn!(service = %plan.name, client = %peer, target = %target.addr, node = %target.name, "udp {}: connection refused", target.addr);
+                            error = Some("connection refused".into());
+                            break;
+                        }
+                        debug!(service = %plan.name, client = %peer, "udp recv: {e}");
+                    }
+                }
+            }
+        }
+    }
+    if let Some(info) = ctx.conns.remove(id) {
+        let _ = ctx.events.send(Event::ConnClosed { conn: info, error });
+    }
+    finish(false);
+}

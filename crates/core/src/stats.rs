@@ -1,0 +1,184 @@
+//! Counters, the live connection registry and the event stream.
+//!
+//! The data path only does relaxed atomic adds on counters it already holds an `Arc`
+//! to; the registry's lock is taken when a connection opens or closes, never per
+//! byte. Once a second the engine samples everything into one [`Event::Stats`].
+
+use crate::selector::NodeHealth;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+use tokio_util::sync::CancellationToken;
+
+/// Per-service totals. `bytes_in` is what clients sent (towards the target),
+/// `bytes_out` what went back to clients.
+#[derive(Debug, Default)]
+pub struct ServiceCounters {
+    pub active: AtomicU64,
+    pub total: AtomicU64,
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
+    pub errors: AtomicU64,
+}
+
+/// Per-connection byte counters, shared between the data path and the registry.
+#[derive(Debug, Default)]
+pub struct ConnCounters {
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
+}
+
+/// Adds to the connection and its service at once.
+#[derive(Debug, Clone)]
+pub struct Meter {
+    pub conn: Arc<ConnCounters>,
+    pub service: Arc<ServiceCounters>,
+}
+
+impl Meter {
+    #[inline]
+    pub fn add_in(&self, n: u64) {
+        self.conn.bytes_in.fetch_add(n, Relaxed);
+        self.service.bytes_in.fetch_add(n, Relaxed);
+    }
+    #[inline]
+    pub fn add_out(&self, n: u64) {
+        self.conn.bytes_out.fetch_add(n, Relaxed);
+        self.service.bytes_out.fetch_add(n, Relaxed);
+    }
+}
+
+pub fn unix_millis() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// One live connection (or UDP session) as the UI lists it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ConnInfo {
+    pub id: u64,
+    pub service: String,
+    pub network: String,
+    pub client: String,
+    /// The forwarding target chosen for it.
+    pub target: String,
+    /// Name of the target node (e.g. `target-1`).
+    pub node: String,
+    /// Unix milliseconds.
+    pub since: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+}
+
+struct ConnEntry {
+    info: ConnInfo,
+    counters: Arc<ConnCounters>,
+    cancel: CancellationToken,
+}
+
+/// Live connections by id.
+#[derive(Default)]
+pub struct ConnRegistry {
+    next_id: AtomicU64,
+    map: Mutex<HashMap<u64, ConnEntry>>,
+}
+
+impl ConnRegistry {
+    pub fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Relaxed) + 1
+    }
+
+    pub fn insert(&self, info: ConnInfo, counters: Arc<ConnCounters>, cancel: CancellationToken) {
+        if let Ok(mut m) = self.map.lock() {
+            m.insert(info.id, ConnEntry { info, counters, cancel });
+        }
+    }
+
+    pub fn remove(&self, id: u64) -> Option<ConnInfo> {
+        let e = self.map.lock().ok()?.remove(&id)?;
+        let mut info = e.info;
+        info.bytes_in = e.counters.bytes_in.load(Relaxed);
+        info.bytes_out = e.counters.bytes_out.load(Relaxed);
+        Some(info)
+    }
+
+    pub fn list(&self) -> Vec<ConnInfo> {
+        let Ok(m) = self.map.lock() else { return Vec::new() };
+        let mut v: Vec<ConnInfo> = m
+            .values()
+            .map(|e| {
+                let mut i = e.info.clone();
+                i.bytes_in = e.counters.bytes_in.load(Relaxed);
+                i.bytes_out = e.counters.bytes_out.load(Relaxed);
+                i
+            })
+            .collect();
+        v.sort_by_key(|c| c.id);
+        v
+    }
+
+    /// Asks a connection to close; `false` if there is no such id.
+    pub fn close(&self, id: u64) -> bool {
+        match self.map.lock() {
+            Ok(m) => match m.get(&id) {
+                Some(e) => {
+                    e.cancel.cancel();
+                    true
+                }
+                None => false,
+            },
+            Err(_) => false,
+        }
+    }
+
+    pub fn count(&self) -> usize {
+        self.map.lock().map(|m| m.len()).unwrap_or(0)
+    }
+}
+
+/// The state of one service as the UI shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "lowercase")]
+pub enum ServiceState {
+    Running,
+    Stopped,
+    /// Switched off by the user (settings), not started.
+    Disabled,
+    Failed { error: String },
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ServiceStats {
+    pub service: String,
+    pub active: u64,
+    pub total: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// Bytes per second over the last tick.
+    pub rate_in: u64,
+    pub rate_out: u64,
+    pub errors: u64,
+    pub nodes: Vec<NodeHealth>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct LogLine {
+    /// Unix milliseconds.
+    pub time: u64,
+    pub level: String,
+    pub message: String,
+    /// Structured fields (service, client, target, node …).
+    pub fields: Vec<(String, String)>,
+}
+
+/// What the engine tells its subscribers.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum Event {
+    ServiceState { service: String, state: ServiceState },
+    ConnOpened { conn: ConnInfo },
+    ConnClosed { conn: ConnInfo, error: Option<String> },
+    Stats { time: u64, services: Vec<ServiceStats> },
+    Log { line: LogLine },
+}
