@@ -62,7 +62,7 @@ pub async fn dial_tcp(addr: &str, timeout: Duration) -> io::Result<TcpStream> {
 /// Dials `target` (GOST's `Router.Dial`), through `chain` when given.
 pub async fn dial(chain: Option<&ChainPlan>, target: &str, timeout: Duration, hash_key: Option<&str>) -> Result<(Conn, Route), String> {
     let Some(chain) = chain else {
-        return dial_tcp(target, timeout).await.map(|s| (Conn::Tcp(s), Route::default())).map_err(|e| format!("dial {target}: {e}"));
+        return dial_tcp(target, timeout).await.map(|s| (Conn::Tcp(s), Route::default())).map_err(|e| format!("dial {target}: {}", crate::service::io_msg(&e)));
     };
     let mut route = Route::default();
     let mut conn: Option<Conn> = None;
@@ -87,7 +87,7 @@ pub async fn dial(chain: Option<&ChainPlan>, target: &str, timeout: Duration, ha
             }
             Err(e) => {
                 node.marker.mark();
-                return Err(format!("chain {:?} hop {:?} node {:?} ({}): {e}", chain.name, hop.name, node.name, node.addr));
+                return Err(format!("chain {:?} hop {:?} node {:?} ({}): {}", chain.name, hop.name, node.name, node.addr, crate::service::io_msg(&e)));
             }
         }
         let _ = connector; // forward/direct: nothing to negotiate

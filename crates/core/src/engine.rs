@@ -18,6 +18,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
@@ -63,6 +64,25 @@ struct Svc {
     counters: Arc<ServiceCounters>,
     plan: Option<Arc<ServicePlan>>,
     listening: Vec<SocketAddr>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Svc {
+    /// Cancels the service; returns its listener tasks to wait for, so that its
+    /// port is free before anything binds it again.
+    fn halt(&mut self) -> Vec<JoinHandle<()>> {
+        if let Some(c) = self.cancel.take() {
+            c.cancel();
+        }
+        std::mem::take(&mut self.tasks)
+    }
+}
+
+/// Waits (bounded) for stopped listeners to close their sockets.
+async fn join_all(tasks: Vec<JoinHandle<()>>) {
+    for t in tasks {
+        let _ = tokio::time::timeout(Duration::from_secs(2), t).await;
+    }
 }
 
 struct State {
@@ -158,6 +178,7 @@ impl Engine {
         let _g = self.inner.apply_lock.lock().await;
         let mut report = ApplyReport::default();
         let mut to_start: Vec<(String, bool)> = Vec::new();
+        let mut halted = Vec::new();
         {
             let mut st = lock(&self.inner.state);
             let new_names: Vec<String> = config.services.iter().map(|s| s.name.clone()).collect();
@@ -165,10 +186,8 @@ impl Engine {
             let old: Vec<String> = st.order.clone();
             for name in old {
                 if !new_names.contains(&name) {
-                    if let Some(svc) = st.services.remove(&name) {
-                        if let Some(c) = svc.cancel {
-                            c.cancel();
-                        }
+                    if let Some(mut svc) = st.services.remove(&name) {
+                        halted.extend(svc.halt());
                         report.stopped.push(name.clone());
                         info!(service = %name, "stopped (removed from the profile)");
                     }
@@ -182,9 +201,7 @@ impl Engine {
                         report.unchanged.push(s.name.clone());
                     }
                     Some(svc) => {
-                        if let Some(c) = svc.cancel.take() {
-                            c.cancel();
-                        }
+                        halted.extend(svc.halt());
                         let was_running = matches!(svc.state, ServiceState::Running);
                         svc.cfg = s.clone();
                         svc.fingerprint = fp;
@@ -204,6 +221,7 @@ impl Engine {
                                 counters: Arc::new(ServiceCounters::default()),
                                 plan: None,
                                 listening: Vec::new(),
+                                tasks: Vec::new(),
                             },
                         );
                         to_start.push((s.name.clone(), false));
@@ -213,6 +231,7 @@ impl Engine {
             st.order = new_names;
             st.config = config;
         }
+        join_all(halted).await;
         for (name, restart) in to_start {
             match self.start_locked(&name).await {
                 Ok(ServiceState::Failed { error }) => report.failed.push((name, error)),
@@ -234,13 +253,13 @@ impl Engine {
             (plan_service(&st.config, &svc.cfg), svc.counters.clone(), st.disabled.contains(name))
         };
         if disabled {
-            return Ok(self.set_state(name, ServiceState::Disabled, None, None, Vec::new()));
+            return Ok(self.set_state(name, ServiceState::Disabled, None, None, None).0);
         }
         let plan = match plan_res {
             Ok(p) => Arc::new(p),
             Err(e) => {
                 error!(service = %name, "{e}");
-                return Ok(self.set_state(name, ServiceState::Failed { error: e }, None, None, Vec::new()));
+                return Ok(self.set_state(name, ServiceState::Failed { error: e }, None, None, None).0);
             }
         };
         let cancel = self.inner.shutdown.child_token();
@@ -259,34 +278,38 @@ impl Engine {
             Ok(s) => {
                 let targets: Vec<&str> = plan.targets.iter().map(|t| t.addr.as_str()).collect();
                 info!(service = %name, "{} listening on {} → {}", plan.listener, fmt_addrs(&s.local), targets.join(", "));
-                Ok(self.set_state(name, ServiceState::Running, Some(cancel), Some(plan), s.local))
+                Ok(self.set_state(name, ServiceState::Running, Some(cancel), Some(plan), Some(s)).0)
             }
             Err(e) => {
                 cancel.cancel();
                 error!(service = %name, "{e}");
-                Ok(self.set_state(name, ServiceState::Failed { error: e }, None, Some(plan), Vec::new()))
+                Ok(self.set_state(name, ServiceState::Failed { error: e }, None, Some(plan), None).0)
             }
         }
     }
 
-    fn set_state(&self, name: &str, state: ServiceState, cancel: Option<CancellationToken>, plan: Option<Arc<ServicePlan>>, listening: Vec<SocketAddr>) -> ServiceState {
+    fn set_state(&self, name: &str, state: ServiceState, cancel: Option<CancellationToken>, plan: Option<Arc<ServicePlan>>, started: Option<service::Started>) -> (ServiceState, Vec<JoinHandle<()>>) {
+        let (listening, tasks) = match started {
+            Some(s) => (s.local, s.tasks),
+            None => (Vec::new(), Vec::new()),
+        };
+        let mut old = Vec::new();
         {
             let mut st = lock(&self.inner.state);
             if let Some(svc) = st.services.get_mut(name) {
-                if let Some(old) = svc.cancel.take() {
-                    old.cancel();
-                }
+                old = svc.halt();
                 svc.state = state.clone();
                 svc.cancel = cancel;
                 svc.plan = plan;
                 svc.listening = listening;
+                svc.tasks = tasks;
             } else if let Some(c) = cancel {
                 // Removed while starting.
                 c.cancel();
             }
         }
         let _ = self.inner.events.send(Event::ServiceState { service: name.into(), state: state.clone() });
-        state
+        (state, old)
     }
 
     /// Switches a service on or off (the per-rule toggle). Off closes its listener
@@ -313,7 +336,8 @@ impl Engine {
                 self.start_locked(name).await?;
             }
         } else {
-            self.set_state(name, ServiceState::Disabled, None, None, Vec::new());
+            let (_, old) = self.set_state(name, ServiceState::Disabled, None, None, None);
+            join_all(old).await;
             info!(service = %name, "switched off");
         }
         self.service_status(name).ok_or_else(|| EngineError::NoSuchService { name: name.into() })
@@ -326,7 +350,8 @@ impl Engine {
         if !lock(&self.inner.state).services.contains_key(name) {
             return Err(EngineError::NoSuchService { name: name.into() });
         }
-        self.set_state(name, ServiceState::Stopped, None, None, Vec::new());
+        let (_, old) = self.set_state(name, ServiceState::Stopped, None, None, None);
+        join_all(old).await;
         self.service_status(name).ok_or_else(|| EngineError::NoSuchService { name: name.into() })
     }
 
@@ -394,9 +419,11 @@ impl Engine {
     pub async fn shutdown(&self) {
         let _g = self.inner.apply_lock.lock().await;
         let names: Vec<String> = lock(&self.inner.state).order.clone();
+        let mut old = Vec::new();
         for n in names {
-            self.set_state(&n, ServiceState::Stopped, None, None, Vec::new());
+            old.extend(self.set_state(&n, ServiceState::Stopped, None, None, None).1);
         }
+        join_all(old).await;
         self.inner.shutdown.cancel();
     }
 }

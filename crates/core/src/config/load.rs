@@ -36,9 +36,11 @@ impl fmt::Display for Warning {
 #[error("{}", self.render())]
 pub struct LoadError {
     pub file: String,
+    /// 1-based; 0 when unknown.
     pub line: usize,
+    /// 1-based; 0 when unknown (then only the line is printed).
     pub col: usize,
-    /// Key path at fault, empty for syntax errors.
+    /// Key path at fault (for a syntax error: where the parser was), empty at the top.
     pub path: String,
     pub message: String,
 }
@@ -47,7 +49,10 @@ impl LoadError {
     fn render(&self) -> String {
         let mut s = self.file.clone();
         if self.line > 0 {
-            s.push_str(&format!(":{}:{}", self.line, self.col));
+            s.push_str(&format!(":{}", self.line));
+            if self.col > 0 {
+                s.push_str(&format!(":{}", self.col));
+            }
         }
         s.push_str(": ");
         if !self.path.is_empty() {
@@ -73,10 +78,16 @@ pub enum Format {
 }
 
 impl Format {
-    /// GOST picks the format from the extension; content starting with `{` is JSON.
+    /// GOST picks the format from the file's extension (viper), so a `.yaml` file
+    /// written in flow style (`{services: [...]}`) is YAML; only without a known
+    /// extension (stdin, inline `-C '{...}'`) does content starting with `{` mean JSON.
     pub fn guess(file: &str, src: &str) -> Format {
         let lower = file.to_ascii_lowercase();
-        if lower.ends_with(".json") || src.trim_start().starts_with('{') {
+        if lower.ends_with(".json") {
+            Format::Json
+        } else if lower.ends_with(".yaml") || lower.ends_with(".yml") {
+            Format::Yaml
+        } else if src.trim_start().starts_with('{') {
             Format::Json
         } else {
             Format::Yaml
@@ -84,19 +95,35 @@ impl Format {
     }
 }
 
+/// GOST v2 (`gost.json` of ginuerzh/gost) top-level keys; Go's JSON decoder matched
+/// them case-insensitively.
+const V2_KEYS: &[&str] = &["ServeNodes", "ChainNodes", "Routes"];
+const V2_MESSAGE: &str = "this is a GOST v2 config (ServeNodes/ChainNodes/Routes); Portway reads GOST v3 — pass each ServeNodes entry as -L and each ChainNodes entry as -F, or convert it to v3 `services:`";
+
 /// Loads a config from text. `file` is only used in messages.
 pub fn load_str(file: &str, src: &str) -> Result<Loaded, LoadError> {
+    // A UTF-8 byte order mark (Windows editors write one): yaml.v3 skips it; so do we,
+    // for JSON too, rather than read `\u{feff}services` as an unknown key.
+    let src = src.strip_prefix('\u{feff}').unwrap_or(src);
     let format = Format::guess(file, src);
-    let root = match format {
+    let mut root = match format {
         Format::Json => match serde_json::from_str::<serde_json::Value>(src) {
             Err(e) => {
+                // A v2 file is often broken JSON too (issue 422's full-width comma):
+                // say what it is as well as where it breaks.
+                let lower = src.to_ascii_lowercase();
+                let v2 = V2_KEYS.iter().any(|k| lower.contains(&format!("\"{}\"", k.to_ascii_lowercase())));
                 return Err(LoadError {
                     file: file.into(),
                     line: e.line(),
                     col: e.column(),
                     path: String::new(),
-                    message: format!("invalid JSON: {}", strip_json_pos(&e.to_string())),
-                })
+                    message: format!(
+                        "invalid JSON: {}{}",
+                        strip_json_pos(&e.to_string()),
+                        if v2 { format!(" (besides, {V2_MESSAGE})") } else { String::new() }
+                    ),
+                });
             }
             // Prefer the YAML parser for JSON too: it knows line numbers.
             Ok(v) => spanned::parse(src).unwrap_or_else(|_| SNode::from_json(&v)),
@@ -105,11 +132,12 @@ pub fn load_str(file: &str, src: &str) -> Result<Loaded, LoadError> {
             file: file.into(),
             line: e.line,
             col: e.col,
-            path: String::new(),
+            path: e.path,
             message: format!("invalid YAML: {}", e.message),
         })?,
     };
     let mut cx = Cx { file, warnings: Vec::new() };
+    cx.dedupe(&mut root, "", format == Format::Json)?;
     let config = cx.root(&root)?;
     Ok(Loaded { config, warnings: cx.warnings })
 }
@@ -125,6 +153,39 @@ pub fn load_file(path: &std::path::Path) -> Result<Loaded, LoadError> {
         message: format!("cannot read: {e}"),
     })?;
     load_str(&name, &src)
+}
+
+/// Go's `strconv.ParseInt(s, 0, 64)`, which GOST's decoder applies to a string put
+/// where an integer belongs: sign, `0x`/`0o`/`0b` prefixes, a leading `0` for
+/// octal, `_` between digits. An empty string is 0.
+pub(crate) fn go_parse_int(s: &str) -> Option<i64> {
+    let t = s.trim();
+    if t.is_empty() {
+        return Some(0);
+    }
+    let (neg, body) = match t.as_bytes()[0] {
+        b'-' => (true, &t[1..]),
+        b'+' => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let lower = body.to_ascii_lowercase();
+    let (radix, digits) = if let Some(d) = lower.strip_prefix("0x") {
+        (16, d.to_string())
+    } else if let Some(d) = lower.strip_prefix("0o") {
+        (8, d.to_string())
+    } else if let Some(d) = lower.strip_prefix("0b") {
+        (2, d.to_string())
+    } else if lower.len() > 1 && lower.starts_with('0') {
+        (8, lower[1..].to_string())
+    } else {
+        (10, lower.clone())
+    };
+    if digits.is_empty() || digits.starts_with('_') || digits.ends_with('_') || digits.contains("__") {
+        return None;
+    }
+    let digits = digits.replace('_', "");
+    let v = i64::from_str_radix(&digits, radix).ok()?;
+    Some(if neg { -v } else { v })
 }
 
 fn strip_json_pos(s: &str) -> String {
@@ -176,10 +237,14 @@ fn known_unimplemented(kind: &str, key: &str) -> Option<&'static str> {
         "handler" => &["chaingroup", "limiter", "observer"],
         "listener" => &["chaingroup"],
         "forwarder" => &[],
+        "selector" => &["maxlatency"],
         "fnode" => &["bypass", "bypasses", "protocol", "host", "path", "auth", "filter", "matcher", "http", "tls"],
         "chain" => &[],
         "hop" => &["interface", "sockopts", "bypass", "bypasses", "resolver", "hosts", "reload", "file", "redis", "http", "plugin"],
-        "node" => &["bypass", "bypasses", "resolver", "hosts", "interface", "netns", "sockopts", "filter", "matcher", "http", "tls"],
+        "node" => &[
+            "host", "protocol", "path", "bypass", "bypasses", "resolver", "hosts", "interface", "netns", "sockopts",
+            "filter", "matcher", "http", "tls", "auth",
+        ],
         "tls" => &["commonname", "organization", "validity", "options"],
         _ => &[],
     };
@@ -217,50 +282,120 @@ impl<'f> Cx<'f> {
     /// Leftover keys: kept in `extra`, each with a warning that says why it does nothing.
     fn rest(&mut self, o: Obj<'_>, kind: &str) -> Extra {
         let mut extra = Extra::new();
-        for (k, line, v, used) in o.entries {
-            if used {
+        for (k, line, v, used) in &o.entries {
+            if *used {
                 continue;
             }
             let path = format!("{}.{}", o.path, k).trim_start_matches('.').to_string();
-            let msg = known_unimplemented(kind, k).unwrap_or(
-                "unknown key (GOST ignores it too); kept in the profile, no effect — check the spelling and indentation",
-            );
-            self.warn(line, path, msg);
+            // `name:` and `Name:` in one mapping: GOST matches keys case-insensitively,
+            // so the second is the same key again, not an unknown one.
+            let twin = o.entries.iter().find(|e| e.3 && e.0 != *k && e.0.eq_ignore_ascii_case(k));
+            let msg = match twin {
+                Some(t) => format!(
+                    "repeats `{}` of line {} (GOST matches keys case-insensitively); this one is ignored, kept in the profile",
+                    t.0, t.1
+                ),
+                None => known_unimplemented(kind, k)
+                    .unwrap_or(
+                        "unknown key (GOST ignores it too); kept in the profile, no effect — check the spelling and indentation",
+                    )
+                    .to_string(),
+            };
+            self.warn(*line, path, msg);
             extra.insert(k.to_string(), v.to_value());
         }
         extra
     }
 
-    fn string(&self, n: &SNode, path: &str) -> R<String> {
+    /// Repeated keys in one mapping. yaml.v3 (GOST's YAML reader) refuses them, so a
+    /// YAML file is refused too; Go's JSON decoder keeps the last one, so JSON loads
+    /// with a warning. Keys differing only in case are left to `Obj::take`.
+    fn dedupe(&mut self, n: &mut SNode, path: &str, json: bool) -> R<()> {
+        match &mut n.kind {
+            SKind::Map(entries) => {
+                let mut out: Vec<(String, usize, SNode)> = Vec::with_capacity(entries.len());
+                for e in entries.drain(..) {
+                    let kpath = format!("{path}.{}", e.0).trim_start_matches('.').to_string();
+                    match out.iter_mut().find(|p| p.0 == e.0) {
+                        Some(prev) if json => {
+                            self.warn(e.1, kpath, format!("repeated key (also on line {}); the last one wins, as in GOST", prev.1));
+                            *prev = e;
+                        }
+                        Some(prev) => {
+                            return Err(LoadError {
+                                file: self.file.into(),
+                                line: e.1,
+                                col: 0,
+                                path: kpath,
+                                message: format!("key {:?} is already defined on line {} (GOST refuses a repeated key too)", e.0, prev.1),
+                            });
+                        }
+                        None => out.push(e),
+                    }
+                }
+                *entries = out;
+                for (k, _, v) in entries.iter_mut() {
+                    let kpath = format!("{path}.{k}").trim_start_matches('.').to_string();
+                    self.dedupe(v, &kpath, json)?;
+                }
+            }
+            SKind::Seq(items) => {
+                for (i, it) in items.iter_mut().enumerate() {
+                    self.dedupe(it, &format!("{path}[{i}]"), json)?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// A string field, weakly typed as GOST's decoder (mapstructure) does: numbers
+    /// print as written, and a boolean becomes "1" or "0" (said in a warning, since
+    /// `password: true` meaning "1" surprises everyone).
+    fn string(&mut self, n: &SNode, path: &str) -> R<String> {
         match &n.kind {
             SKind::Str(s) => Ok(s.clone()),
             SKind::Null => Ok(String::new()),
             SKind::Int(i) => Ok(i.to_string()),
             SKind::Float(f) => Ok(f.to_string()),
-            SKind::Bool(b) => Ok(b.to_string()),
+            SKind::Bool(b) => {
+                let v = if *b { "1" } else { "0" };
+                self.warn(n.line, path.to_string(), format!("the boolean {b} is read as the text \"{v}\" (as GOST reads it); quote it (\"{b}\") if you meant the word"));
+                Ok(v.to_string())
+            }
             _ => Err(self.err(n, path, format!("expected a string, found {}", n.describe()))),
         }
     }
 
-    fn int(&self, n: &SNode, path: &str) -> R<i64> {
+    /// An integer field: an int, a float (truncated, as GOST does), a boolean (1/0),
+    /// or a string in Go's integer syntax (`"3"`, `"0x10"`; `""` is 0).
+    fn int(&mut self, n: &SNode, path: &str) -> R<i64> {
         match &n.kind {
             SKind::Int(i) => Ok(*i),
             SKind::Null => Ok(0),
             SKind::Bool(b) => Ok(*b as i64),
-            SKind::Float(f) if f.fract() == 0.0 => Ok(*f as i64),
-            SKind::Str(s) => s
-                .trim()
-                .parse::<i64>()
-                .map_err(|_| self.err(n, path, format!("expected an integer, found {s:?}"))),
+            SKind::Float(f) if f.is_finite() => {
+                if f.fract() != 0.0 {
+                    self.warn(n.line, path.to_string(), format!("{f} is not a whole number; GOST truncates it to {}", f.trunc()));
+                }
+                Ok(*f as i64)
+            }
+            SKind::Str(s) => {
+                go_parse_int(s).ok_or_else(|| self.err(n, path, format!("expected an integer, found {s:?}")))
+            }
             _ => Err(self.err(n, path, format!("expected an integer, found {}", n.describe()))),
         }
     }
 
+    /// A boolean field: a bool, a number (non-zero is true), or a string Go's
+    /// `strconv.ParseBool` accepts (`""` is false).
     fn boolean(&self, n: &SNode, path: &str) -> R<bool> {
         match &n.kind {
             SKind::Bool(b) => Ok(*b),
             SKind::Null => Ok(false),
             SKind::Int(i) => Ok(*i != 0),
+            SKind::Float(f) => Ok(*f != 0.0),
+            SKind::Str(s) if s.is_empty() => Ok(false),
             SKind::Str(s) => parse_go_bool(s)
                 .ok_or_else(|| self.err(n, path, format!("expected true or false, found {s:?}"))),
             _ => Err(self.err(n, path, format!("expected true or false, found {}", n.describe()))),
@@ -273,9 +408,15 @@ impl<'f> Cx<'f> {
         match &n.kind {
             SKind::Str(s) => parse_go_duration(s).map_err(|e| self.err(n, path, e)),
             SKind::Null => Ok(Duration::ZERO),
-            SKind::Int(i) => {
-                let d = Duration::from_nanos((*i).max(0) as u64);
-                if *i > 0 && *i < 1_000_000 {
+            SKind::Int(_) | SKind::Float(_) => {
+                // A float is truncated to whole nanoseconds, as GOST's decoder does.
+                let i = match n.kind {
+                    SKind::Int(i) => i,
+                    SKind::Float(f) if f.is_finite() => f as i64,
+                    _ => return Err(self.err(n, path, "expected a duration like \"30s\", found a number that is not finite")),
+                };
+                let d = Duration::from_nanos(i.max(0) as u64);
+                if i > 0 && i < 1_000_000 {
                     self.warn(
                         n.line,
                         path.to_string(),
@@ -302,11 +443,23 @@ impl<'f> Cx<'f> {
         }
     }
 
-    fn list<'n>(&self, n: &'n SNode, path: &str) -> R<Vec<(&'n SNode, String)>> {
+    /// A list field. Like GOST's decoder, a single mapping is read as a list of one
+    /// (with a warning: usually a forgotten `- `), an empty mapping as an empty list,
+    /// and a scalar as a list of one (whose item then has to fit).
+    fn list<'n>(&mut self, n: &'n SNode, path: &str) -> R<Vec<(&'n SNode, String)>> {
         match &n.kind {
             SKind::Seq(items) => Ok(items.iter().enumerate().map(|(i, it)| (it, format!("{path}[{i}]"))).collect()),
             SKind::Null => Ok(Vec::new()),
-            _ => Err(self.err(n, path, format!("expected a list, found {}", n.describe()))),
+            SKind::Map(e) if e.is_empty() => Ok(Vec::new()),
+            SKind::Map(_) => {
+                self.warn(
+                    n.line,
+                    path.to_string(),
+                    "expected a list, found a single mapping; read as a list of one item (as GOST does) — write `- ` before its first key",
+                );
+                Ok(vec![(n, format!("{path}[0]"))])
+            }
+            _ => Ok(vec![(n, format!("{path}[0]"))]),
         }
     }
 
@@ -323,10 +476,10 @@ impl<'f> Cx<'f> {
                 return Err(self.err(n, "", format!("the file is a list, but a GOST config is a mapping with services:, chains: …{hint}")));
             }
             SKind::Map(entries) => {
-                let v2 = entries.iter().any(|(k, _, _)| matches!(k.as_str(), "ServeNodes" | "ChainNodes" | "Routes"));
+                let v2 = entries.iter().any(|(k, _, _)| V2_KEYS.iter().any(|v| k.eq_ignore_ascii_case(v)));
                 let v3 = entries.iter().any(|(k, _, _)| k.eq_ignore_ascii_case("services") || k.eq_ignore_ascii_case("chains"));
                 if v2 && !v3 {
-                    return Err(self.err(n, "", "this is a GOST v2 config (ServeNodes/ChainNodes/Routes); Portway reads GOST v3 — pass each ServeNodes entry as -L and each ChainNodes entry as -F, or convert it to v3 `services:`"));
+                    return Err(self.err(n, "", V2_MESSAGE));
                 }
             }
             _ => return Err(self.err(n, "", format!("expected a GOST config (a mapping with services:, chains: …), found {}", n.describe()))),
@@ -417,7 +570,12 @@ impl<'f> Cx<'f> {
         Ok(t)
     }
 
-    fn names(&self, n: &SNode, path: &str) -> R<Vec<String>> {
+    /// A list of names (`authers:`). GOST's decoder also takes one string, split on
+    /// commas (`authers: "a,b"`).
+    fn names(&mut self, n: &SNode, path: &str) -> R<Vec<String>> {
+        if let SKind::Str(s) = &n.kind {
+            return Ok(if s.is_empty() { Vec::new() } else { s.split(',').map(str::to_string).collect() });
+        }
         let mut out = Vec::new();
         for (it, ip) in self.list(n, path)? {
             out.push(self.string(it, &ip)?);

@@ -80,8 +80,15 @@ impl SNode {
 pub struct SyntaxError {
     pub line: usize,
     pub col: usize,
+    /// Key path of the mapping entry or list item being read when the error
+    /// struck (`bypasses[2].matchers`), empty at the top level.
+    pub path: String,
     pub message: String,
 }
+
+/// The key a plain `<<` becomes while its mapping is being built (a quoted `"<<"` is
+/// an ordinary key). yaml.v3, which GOST reads files with, merges such entries.
+const MERGE_KEY: &str = "\u{0}<<";
 
 enum Frame {
     Seq(Vec<SNode>, Marker, usize),
@@ -144,6 +151,26 @@ fn key_text(n: &SNode) -> String {
 }
 
 impl Builder {
+    /// Where the parser is: the key whose value (or the list item) is being read.
+    fn path(&self) -> String {
+        let mut p = String::new();
+        for f in &self.stack {
+            match f {
+                Frame::Seq(items, _, _) => p.push_str(&format!("[{}]", items.len())),
+                Frame::Map(entries, pending, _, _) => {
+                    let key = pending.as_ref().map(|(k, _)| k.as_str()).or_else(|| entries.last().map(|e| e.0.as_str()));
+                    if let Some(k) = key {
+                        if !p.is_empty() {
+                            p.push('.');
+                        }
+                        p.push_str(if k == MERGE_KEY { "<<" } else { k });
+                    }
+                }
+            }
+        }
+        p
+    }
+
     fn push_node(&mut self, node: SNode, anchor: usize) {
         if anchor > 0 {
             self.anchors.insert(anchor, node.clone());
@@ -167,7 +194,11 @@ impl MarkedEventReceiver for Builder {
         let (line, col) = (mark.line(), mark.col() + 1);
         match ev {
             Event::Scalar(text, style, anchor, tag) => {
-                let kind = if style == TScalarStyle::Plain && tag.is_none() {
+                let plain = style == TScalarStyle::Plain && tag.is_none();
+                let is_key = matches!(self.stack.last(), Some(Frame::Map(_, None, _, _)));
+                let kind = if plain && is_key && text == "<<" {
+                    SKind::Str(MERGE_KEY.to_string())
+                } else if plain {
                     resolve_plain(&text)
                 } else {
                     SKind::Str(text)
@@ -182,6 +213,13 @@ impl MarkedEventReceiver for Builder {
                         (SNode { kind: SKind::Seq(items), line: m.line(), col: m.col() + 1 }, a)
                     }
                     Some(Frame::Map(entries, _, m, a)) => {
+                        let entries = match resolve_merges(entries) {
+                            Ok(e) => e,
+                            Err(e) => {
+                                self.error = Some(e);
+                                return;
+                            }
+                        };
                         (SNode { kind: SKind::Map(entries), line: m.line(), col: m.col() + 1 }, a)
                     }
                     None => return,
@@ -195,12 +233,76 @@ impl MarkedEventReceiver for Builder {
                     self.push_node(n, 0)
                 }
                 None => {
-                    self.error = Some(SyntaxError { line, col, message: "alias to an unknown anchor".into() })
+                    let path = self.path();
+                    self.error = Some(SyntaxError { line, col, path, message: "alias to an unknown anchor".into() })
                 }
             },
             _ => {}
         }
     }
+}
+
+/// Applies YAML merge keys (`<<: *base`, `<<: [*a, *b]`) as yaml.v3 does: keys written
+/// in the mapping win over merged ones, and earlier merged mappings over later ones.
+fn resolve_merges(entries: Vec<(String, usize, SNode)>) -> Result<Vec<(String, usize, SNode)>, SyntaxError> {
+    if !entries.iter().any(|e| e.0 == MERGE_KEY) {
+        return Ok(entries);
+    }
+    let (merges, mut out): (Vec<_>, Vec<_>) = entries.into_iter().partition(|e| e.0 == MERGE_KEY);
+    for (_, line, v) in merges {
+        let sources: Vec<&Vec<(String, usize, SNode)>> = match &v.kind {
+            SKind::Map(m) => vec![m],
+            SKind::Seq(items) => {
+                let mut maps = Vec::new();
+                for it in items {
+                    match &it.kind {
+                        SKind::Map(m) => maps.push(m),
+                        _ => {
+                            return Err(SyntaxError {
+                                line: it.line,
+                                col: it.col,
+                                path: "<<".into(),
+                                message: format!("a merge key `<<` takes mappings, found {}", it.describe()),
+                            })
+                        }
+                    }
+                }
+                maps
+            }
+            // `<<: text` merges nothing: keep it as an ordinary key (serde_yaml writes
+            // a metadata key "<<" unquoted, and our own output must read back).
+            _ => {
+                out.push(("<<".to_string(), line, v.clone()));
+                continue;
+            }
+        };
+        for m in sources {
+            for (k, l, n) in m {
+                if !out.iter().any(|e| &e.0 == k) {
+                    out.push((k.clone(), *l, n.clone()));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// yaml-rust2's terse scanner messages, said the way a GOST user needs to hear them.
+fn explain(msg: &str) -> String {
+    let hint = match msg {
+        m if m.contains("simple key expect ':'") || m.contains("could not find expected ':'") => {
+            " — a line here is neither `key: value` nor `- item`: check its indentation, or add the missing `- ` or `:`"
+        }
+        m if m.contains("mapping values are not allowed") => {
+            " — a value holds an unquoted `: `; quote the value, or fix the indentation of the line"
+        }
+        m if m.contains("tab") => " — YAML indentation must use spaces, not tabs",
+        m if m.contains("did not find expected key") || m.contains("block mapping") => {
+            " — the indentation of this line does not match the lines above it"
+        }
+        _ => "",
+    };
+    format!("{msg}{hint}")
 }
 
 /// Parses one YAML (or JSON) document into a spanned tree. An empty file is `Null`.
@@ -209,7 +311,8 @@ pub fn parse(src: &str) -> Result<SNode, SyntaxError> {
     let mut p = Parser::new_from_str(src);
     if let Err(e) = p.load(&mut b, true) {
         let m = e.marker();
-        return Err(SyntaxError { line: m.line(), col: m.col() + 1, message: e.info().to_string() });
+        let path = b.path();
+        return Err(SyntaxError { line: m.line(), col: m.col() + 1, path, message: explain(e.info()) });
     }
     if let Some(e) = b.error {
         return Err(e);
@@ -218,7 +321,8 @@ pub fn parse(src: &str) -> Result<SNode, SyntaxError> {
         return Err(SyntaxError {
             line: b.docs[1].line,
             col: 1,
-            message: "more than one YAML document (---); a GOST config is one document".into(),
+            path: String::new(),
+            message: "more than one YAML document (---); a GOST config is one document (GOST would read only the first and drop the rest silently)".into(),
         });
     }
     Ok(b.docs.pop().unwrap_or(SNode { kind: SKind::Null, line: 1, col: 1 }))

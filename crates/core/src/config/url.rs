@@ -144,6 +144,57 @@ fn parse(raw: &str) -> Result<Parsed, UrlError> {
     Ok(p)
 }
 
+/// Go's `url.Parse` checks on a host (`parseHost` and `unescape` in host mode), which
+/// every `-F` URL goes through in GOST (`-L` hosts are cut out before parsing, so a
+/// `-L` host is taken verbatim). Returns the unescaped host.
+fn go_check_host(host: &str, raw: &str) -> Result<String, UrlError> {
+    let port_part = if host.starts_with('[') {
+        let i = host.rfind(']').ok_or_else(|| uerr(raw, format!("missing ']' in host {host:?}")))?;
+        &host[i + 1..]
+    } else {
+        host.rfind(':').map(|i| &host[i..]).unwrap_or("")
+    };
+    let port_ok = port_part.is_empty() || (port_part.starts_with(':') && port_part[1..].bytes().all(|b| b.is_ascii_digit()));
+    if !port_ok {
+        return Err(uerr(raw, format!("invalid port {port_part:?} after host (expected host:port with a numeric port)")));
+    }
+    let b = host.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if c == b'%' {
+            let (Some(h), Some(_)) = (b.get(i + 1).and_then(|c| hexval(*c)), b.get(i + 2).and_then(|c| hexval(*c))) else {
+                let end = (i + 3).min(b.len());
+                return Err(uerr(raw, format!("invalid URL escape {:?} in host", String::from_utf8_lossy(&b[i..end]))));
+            };
+            // RFC 3986: in a host, %-encoding is only for non-ASCII bytes (and %25).
+            if h < 8 && &b[i..i + 3] != b"%25" {
+                return Err(uerr(raw, format!("invalid URL escape {:?} in host", String::from_utf8_lossy(&b[i..i + 3]))));
+            }
+            i += 3;
+            continue;
+        }
+        let allowed = c >= 0x80 || c.is_ascii_alphanumeric() || b"-_.~!$&'()*+,;=:[]<>\"".contains(&c);
+        if !allowed {
+            return Err(uerr(raw, format!("invalid character {:?} in host name", c as char)));
+        }
+        i += 1;
+    }
+    unescape(host, false).map_err(|e| uerr(raw, format!("host: {e}")))
+}
+
+/// Shadowsocks SIP002 userinfo: one base64 `method:password` (GOST, `ss*` schemes,
+/// userinfo without a password).
+fn sip002(scheme: &str, user: &Option<(String, Option<String>)>) -> Option<AuthConfig> {
+    let (u, None) = user.as_ref()? else { return None };
+    if !scheme.starts_with("ss") || u.is_empty() {
+        return None;
+    }
+    let cs = String::from_utf8(b64_decode(u)?).ok()?;
+    let (m, p) = cs.split_once(':')?;
+    Some(AuthConfig { username: m.into(), password: p.into(), extra: Extra::new() })
+}
+
 /// `host:8000-8003` → four addresses; anything else → none (used verbatim).
 pub fn addr_port_range(addr: &str) -> Vec<String> {
     let Some(colon) = addr.rfind(':') else { return Vec::new() };
@@ -292,7 +343,13 @@ pub fn build_from_cmd(services: &[String], nodes: &[String]) -> Result<Config, U
 fn str_meta(q: &Query) -> Metadata {
     let mut m = Metadata::default();
     for (k, v) in q {
-        m.insert(k.clone(), Value::String(v.clone()));
+        // GOST's CLI turns `dns=a,b` into a list (BuildConfigFromCmd).
+        let val = if k == "dns" && !v.is_empty() {
+            Value::Sequence(v.split(',').map(|s| Value::String(s.to_string())).collect())
+        } else {
+            Value::String(v.clone())
+        };
+        m.insert(k.clone(), val);
     }
     m
 }
@@ -365,7 +422,8 @@ fn hosts_obj(v: &str) -> serde_yaml::Mapping {
 }
 
 fn build_hop(raw: &str, index: usize, cfg: &mut Config) -> Result<HopConfig, UrlError> {
-    let p = parse(raw)?;
+    let mut p = parse(raw)?;
+    p.host = go_check_host(&p.host, raw)?;
     let mut q = p.query.clone();
     let mut hop = HopConfig { name: format!("hop-{index}"), ..Default::default() };
     hop.selector = parse_selector(&mut q, raw)?;
@@ -414,10 +472,12 @@ fn build_hop(raw: &str, index: usize, cfg: &mut Config) -> Result<HopConfig, Url
     if !is_gost(GOST_DIALERS, &dialer) {
         dialer = if connector == "ssu" { "udp".into() } else { "tcp".into() };
     }
-    let mut auth = p.user.as_ref().map(|(u, pw)| AuthConfig {
-        username: u.clone(),
-        password: pw.clone().unwrap_or_default(),
-        extra: Extra::new(),
+    let mut auth = sip002(&p.scheme, &p.user).or_else(|| {
+        p.user.as_ref().map(|(u, pw)| AuthConfig {
+            username: u.clone(),
+            password: pw.clone().unwrap_or_default(),
+            extra: Extra::new(),
+        })
     });
     if let Some(a) = qget(&rest, &["auth"]).filter(|a| !a.is_empty()) {
         if auth.is_none() {
@@ -473,14 +533,13 @@ fn build_hop(raw: &str, index: usize, cfg: &mut Config) -> Result<HopConfig, Url
         if host.is_empty() {
             continue;
         }
-        let mut d = dial.clone();
-        // serverName defaults to the first host, as GOST computes it before the split.
-        let _ = &mut d;
+        // serverName was computed once from the whole host (`url.Hostname()` of
+        // `h1:1,h2:2` is `h1:1,h2`), before the split, exactly as GOST does.
         hop.nodes.push(NodeConfig {
             name: format!("node-{}", hop.nodes.len()),
             addr: host.to_string(),
             connector: Some(conn.clone()),
-            dialer: Some(d),
+            dialer: Some(dial.clone()),
             metadata: node_md.clone(),
             ..Default::default()
         });
@@ -540,10 +599,12 @@ fn build_services(raw: &str, cfg: &mut Config) -> Result<Vec<ServiceConfig>, Url
             }
         }
     }
-    let mut auth = p.user.as_ref().map(|(u, pw)| AuthConfig {
-        username: u.clone(),
-        password: pw.clone().unwrap_or_default(),
-        extra: Extra::new(),
+    let mut auth = sip002(&p.scheme, &p.user).or_else(|| {
+        p.user.as_ref().map(|(u, pw)| AuthConfig {
+            username: u.clone(),
+            password: pw.clone().unwrap_or_default(),
+            extra: Extra::new(),
+        })
     });
     let mut q = p.query.clone();
     if let Some(a) = qget(&q, &["auth"]).filter(|a| !a.is_empty()) {
@@ -811,6 +872,55 @@ mod tests {
         assert!(e.to_string().contains("no node address"), "{e}");
         let e = build_from_cmd(&["tcp://:8080/a:1?strategy=round&failTimeout=abc".into()], &[]).unwrap_err();
         assert!(e.to_string().contains("failTimeout"), "{e}");
+    }
+
+    #[test]
+    fn node_hosts_are_checked_as_go_url_parse_checks_them() {
+        // GOST parses -F with url.Parse: a non-numeric port or a stray character is refused.
+        let e = build_from_cmd(&[], &["forward+kcp://${server_ip}:${server_port}".into()]).unwrap_err();
+        assert!(e.to_string().contains("invalid port \":${server_port}\" after host"), "{e}");
+        let e = build_from_cmd(&[], &["wss://u:p@%SS_HOST%:%SS_PORT%".into()]).unwrap_err();
+        assert!(e.message.contains("invalid port"), "{e}");
+        let e = build_from_cmd(&[], &["socks5://a%41b:1080".into()]).unwrap_err();
+        assert!(e.message.contains("invalid URL escape \"%41\""), "{e}");
+        let e = build_from_cmd(&[], &["socks5://a{b}:1080".into()]).unwrap_err();
+        assert!(e.message.contains("invalid character '{'"), "{e}");
+        let e = build_from_cmd(&[], &["socks5://[::1:1080".into()]).unwrap_err();
+        assert!(e.message.contains("missing ']'"), "{e}");
+        // Go checks only the port after the last ':' (or after ']'), so a host list
+        // must end in a port.
+        assert!(build_from_cmd(&[], &["relay://a:1,h".into()]).is_err());
+        // Fine: non-ASCII and its %-escapes (unescaped), `<>` placeholders, IPv6, no port.
+        let c = build_from_cmd(&[], &["relay://<real-ip>:8424,%E4%B8%AD:1,h:2".into()]).unwrap();
+        let addrs: Vec<_> = c.chains[0].hops[0].nodes.iter().map(|n| n.addr.as_str()).collect();
+        assert_eq!(addrs, ["<real-ip>:8424", "中:1", "h:2"]);
+        let c = build_from_cmd(&[], &["relay://[::1]:8420".into(), "socks5://proxy".into()]).unwrap();
+        assert_eq!(c.chains[0].hops[0].nodes[0].addr, "[::1]:8420");
+        assert_eq!(c.chains[0].hops[1].nodes[0].addr, "proxy");
+        // -L hosts are cut out before parsing in GOST, so they are taken verbatim.
+        let c = build_from_cmd(&["tcp://:${port}/a:1".into()], &[]).unwrap();
+        assert_eq!(c.services[0].addr, ":${port}");
+    }
+
+    #[test]
+    fn ss_userinfo_may_be_sip002_base64() {
+        // base64("aes-256-gcm:secret") without a password part.
+        let s = one("ss://YWVzLTI1Ni1nY206c2VjcmV0@:8338");
+        let a = s.handler.auth.unwrap();
+        assert_eq!((a.username.as_str(), a.password.as_str()), ("aes-256-gcm", "secret"));
+        let s = one("ss://aes-256-gcm:pass@:8338");
+        assert_eq!(s.handler.auth.unwrap().password, "pass");
+        // Only ss* schemes.
+        let s = one("socks5://YWVzLTI1Ni1nY206c2VjcmV0@:1080");
+        assert_eq!(s.handler.auth.unwrap().username, "YWVzLTI1Ni1nY206c2VjcmV0");
+    }
+
+    #[test]
+    fn dns_query_value_becomes_a_list() {
+        let s = one("dns://:10053?dns=udp://1.1.1.1:53,tcp://8.8.8.8:53");
+        let want = Value::Sequence(vec!["udp://1.1.1.1:53".into(), "tcp://8.8.8.8:53".into()]);
+        assert_eq!(s.handler.metadata.get(&["dns"]).map(|(_, v)| v), Some(&want));
+        assert_eq!(s.metadata.get(&["dns"]).map(|(_, v)| v), Some(&want));
     }
 
     #[test]

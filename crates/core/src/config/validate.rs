@@ -24,6 +24,10 @@ pub struct UdpOptions {
     pub read_buffer_size: usize,
     pub read_queue_size: usize,
     pub backlog: usize,
+    /// Bytes read per datagram from the target (handler `bufferSize`; GOST's
+    /// handler reads 4096, Portway a whole datagram unless told otherwise, so large
+    /// DNS answers are not cut).
+    pub reply_buffer_size: usize,
 }
 
 /// A hop of a resolved chain.
@@ -121,7 +125,7 @@ pub fn split_host_port(addr: &str) -> Option<(&str, &str)> {
     Some((host, &addr[i + 1..]))
 }
 
-fn udp_options(l: &ListenerConfig, rudp: bool, svc: &str) -> Result<UdpOptions, String> {
+fn udp_options(l: &ListenerConfig, h: &HandlerConfig, rudp: bool, svc: &str) -> Result<UdpOptions, String> {
     let md = &l.metadata;
     let e = |m: String| md_err(svc, "listener.metadata", m.trim_start_matches("metadata.").to_string());
     let keep_alive = md.get_bool(&["keepAlive", "keepalive"]).map_err(e)?.unwrap_or(false);
@@ -133,7 +137,10 @@ fn udp_options(l: &ListenerConfig, rudp: bool, svc: &str) -> Result<UdpOptions, 
     if read_buffer_size > 65535 + 1 {
         return Err(format!("service {svc:?}: listener.metadata.readBufferSize {read_buffer_size} is larger than a UDP datagram can be (65535)"));
     }
+    let he = |m: String| md_err(svc, "handler.metadata", m.trim_start_matches("metadata.").to_string());
+    let reply = h.metadata.get_int(&["bufferSize", "readBufferSize", "udp.bufferSize", "udpBufferSize"]).map_err(he)?.filter(|v| *v > 0).unwrap_or(65535);
     Ok(UdpOptions {
+        reply_buffer_size: reply.clamp(1, 65535) as usize,
         keep_alive,
         ttl,
         read_buffer_size: read_buffer_size as usize,
@@ -198,6 +205,7 @@ pub fn plan_service(cfg: &Config, s: &ServiceConfig) -> Result<ServicePlan, Stri
     let listener = if s.listener.kind.is_empty() { "tcp".to_string() } else { s.listener.kind.clone() };
     check_type(GOST_HANDLERS, PORTWAY_HANDLERS, "handler", &handler, &ctx)?;
     check_type(GOST_LISTENERS, PORTWAY_LISTENERS, "listener", &listener, &ctx)?;
+    refuse_silent_changes(s, &ctx)?;
     let network = match listener.as_str() {
         "udp" | "rudp" => Network::Udp,
         _ => Network::Tcp,
@@ -227,7 +235,8 @@ pub fn plan_service(cfg: &Config, s: &ServiceConfig) -> Result<ServicePlan, Stri
             // GOST ignores a chain on a tcp/udp listener (docs erratum); Portway follows GOST.
             None
         } else {
-            Some(Arc::new(resolve_chain(cfg, chain_name, &format!("{ctx}: handler.chain"))?))
+            let key = if s.handler.chain.is_empty() { "listener.chain" } else { "handler.chain" };
+            Some(Arc::new(resolve_chain(cfg, chain_name, key).map_err(|e| format!("{ctx}: {e}"))?))
         }
     };
     let (selector, mut targets) = match &s.forwarder {
@@ -261,7 +270,7 @@ pub fn plan_service(cfg: &Config, s: &ServiceConfig) -> Result<ServicePlan, Stri
             return Err(format!("{ctx}: target {:?} has no port", t.addr));
         }
     }
-    let udp = udp_options(&s.listener, listener == "rudp", &s.name)?;
+    let udp = udp_options(&s.listener, &s.handler, listener == "rudp", &s.name)?;
     let hmd = &s.handler.metadata;
     let e = |m: String| md_err(&s.name, "handler.metadata", m.trim_start_matches("metadata.").to_string());
     let dial_timeout = hmd.get_duration(&["dialTimeout", "timeout"]).map_err(e)?.filter(|d| !d.is_zero()).unwrap_or(Duration::from_secs(10));
@@ -279,4 +288,32 @@ pub fn plan_service(cfg: &Config, s: &ServiceConfig) -> Result<ServicePlan, Stri
         dial_timeout,
         idle_timeout,
     })
+}
+
+/// Options that change where traffic goes or who may connect. Ignoring them would
+/// run the service in a way its author did not intend (an access list that lets
+/// everyone in, host routing that round-robins instead), so the service is refused
+/// until Portway implements them. Options that only tune (limiters, logging) are
+/// warned about at load time instead.
+fn refuse_silent_changes(s: &ServiceConfig, ctx: &str) -> Result<(), String> {
+    for key in ["admission", "admissions"] {
+        if s.extra.keys().any(|k| k.eq_ignore_ascii_case(key)) {
+            return Err(format!("{ctx}: `{key}` (client access control) is not implemented in Portway yet; refusing to run the service without it"));
+        }
+    }
+    for (what, md) in [("handler", &s.handler.metadata), ("listener", &s.listener.metadata), ("service", &s.metadata)] {
+        if md.get_bool(&["sniffing"]).unwrap_or(None) == Some(true) {
+            return Err(format!("{ctx}: {what}.metadata.sniffing (routing by TLS SNI / HTTP Host) is not implemented in Portway yet"));
+        }
+    }
+    if let Some(f) = &s.forwarder {
+        for n in &f.nodes {
+            for key in ["host", "filter", "matcher", "protocol", "path"] {
+                if n.extra.keys().any(|k| k.eq_ignore_ascii_case(key)) {
+                    return Err(format!("{ctx}: forwarder node {:?} uses `{key}` (per-request routing) which is not implemented in Portway yet", n.name));
+                }
+            }
+        }
+    }
+    Ok(())
 }

@@ -72,4 +72,17 @@ pub fn io_msg(e: &io::Error) -> String {
 /// A running service: its task and where it listens.
 pub struct Started {
     pub local: Vec<SocketAddr>,
+    /// The listener tasks; they end (closing their sockets) once cancelled.
+    pub tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// An IPv4 client seen through a dual-stack socket, as Go shows it (`127.0.0.1:5000`,
+/// not `[::ffff:127.0.0.1]:5000`): sessions, hashes and logs use this form.
+pub fn canon(a: SocketAddr) -> SocketAddr {
+    if let SocketAddr::V6(v6) = a {
+        if let Some(v4) = v6.ip().to_ipv4_mapped() {
+            return SocketAddr::new(IpAddr::V4(v4), a.port());
+        }
+    }
+    a
 }

@@ -58,10 +58,8 @@ pub async fn start(ctx: Ctx) -> Result<Started, String> {
     }
     let local: Vec<SocketAddr> = listeners.iter().filter_map(|l| l.local_addr().ok()).collect();
     let ctx = Arc::new(ctx);
-    for l in listeners {
-        tokio::spawn(accept_loop(l, ctx.clone()));
-    }
-    Ok(Started { local })
+    let tasks = listeners.into_iter().map(|l| tokio::spawn(accept_loop(l, ctx.clone()))).collect();
+    Ok(Started { local, tasks })
 }
 
 fn display_addr(cfg: &str, a: SocketAddr) -> String {
@@ -109,6 +107,9 @@ async fn accept_loop(l: TcpListener, ctx: Arc<Ctx>) {
 }
 
 async fn handle(client: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
+    // Go reports an IPv4 client on a dual-stack socket as IPv4; so do we (the hash
+    // strategy keys on this string).
+    let peer = super::canon(peer);
     let plan = &ctx.plan;
     let c = &ctx.counters;
     c.total.fetch_add(1, Relaxed);

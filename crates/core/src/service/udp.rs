@@ -55,22 +55,12 @@ pub async fn start(ctx: Ctx) -> Result<Started, String> {
     };
     let sock = UdpSocket::from_std(std_sock).map_err(|e| format!("{}: {}", ctx.plan.addr, io_msg(&e)))?;
     let local = sock.local_addr().map(|a| vec![a]).unwrap_or_default();
-    tokio::spawn(run(Arc::new(sock), Arc::new(ctx)));
-    Ok(Started { local })
+    let task = tokio::spawn(run(Arc::new(sock), Arc::new(ctx)));
+    Ok(Started { local, tasks: vec![task] })
 }
 
 thread_local! {
     static SCRATCH: RefCell<Vec<u8>> = RefCell::new(vec![0u8; 65536]);
-}
-
-/// Normalises a v4-mapped v6 client address so sessions key on what users see.
-fn canon(a: SocketAddr) -> SocketAddr {
-    if let SocketAddr::V6(v6) = a {
-        if let Some(v4) = v6.ip().to_ipv4_mapped() {
-            return SocketAddr::new(IpAddr::V4(v4), a.port());
-        }
-    }
-    a
 }
 
 async fn run(sock: Arc<UdpSocket>, ctx: Arc<Ctx>) {
@@ -111,7 +101,7 @@ async fn run(sock: Arc<UdpSocket>, ctx: Arc<Ctx>) {
                         continue;
                     }
                 };
-                let peer = canon(peer);
+                let peer = super::canon(peer);
                 if let Some(s) = sessions.get(&peer) {
                     match s.tx.try_send(buf[..n].to_vec()) {
                         Ok(()) => continue,
@@ -242,8 +232,9 @@ async fn session(a: SessionArgs) {
     ctx.conns.insert(info.clone(), counters.clone(), cancel.clone());
     let _ = ctx.events.send(Event::ConnOpened { conn: info });
     let meter = Meter { conn: counters, service: ctx.counters.clone() };
+    debug!(service = %plan.name, client = %peer, target = %target.addr, node = %target.name, "udp session opened");
     let keep_alive = plan.udp.keep_alive;
-    let rbs = plan.udp.read_buffer_size;
+    let reply_size = plan.udp.reply_buffer_size;
     let mut error: Option<String> = None;
     loop {
         tokio::select! {
@@ -257,17 +248,29 @@ async fn session(a: SessionArgs) {
                     debug!(service = %plan.name, client = %peer, target = %target.addr, "udp send: {e}");
                 }
             }
-            r = upstream.readable() => {
-                if let Err(e) = r { error = Some(io_msg(&e)); break; }
-                let res = SCRATCH.with(|s| {
+            // ERROR interest too: an ICMP "port unreachable" only shows as a socket
+            // error, and plain readiness never fires for it.
+            r = upstream.ready(tokio::io::Interest::READABLE | tokio::io::Interest::ERROR) => {
+                let ready = match r {
+                    Err(e) => { error = Some(io_msg(&e)); break; }
+                    Ok(ready) => ready,
+                };
+                let res = if ready.is_error() {
+                    // try_recv would only say WouldBlock here (tokio checks read
+                    // readiness first) and we would spin: fetch SO_ERROR instead.
+                    match upstream.take_error() {
+                        Ok(Some(e)) | Err(e) => Err(e),
+                        Ok(None) => Ok(None),
+                    }
+                } else { SCRATCH.with(|s| {
                     let mut s = s.borrow_mut();
-                    let lim = rbs.min(s.len());
+                    let lim = reply_size.min(s.len());
                     match upstream.try_recv(&mut s[..lim]) {
                         Ok(n) => Ok(Some(s[..n].to_vec())),
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
                         Err(e) => Err(e),
                     }
-                });
+                }) };
                 match res {
                     Ok(Some(data)) => {
                         idle.store(false, Relaxed);

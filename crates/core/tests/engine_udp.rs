@@ -1,0 +1,143 @@
+//! The engine forwarding UDP over real loopback sockets: sessions, keepAlive, ttl.
+
+mod common;
+use common::*;
+use portway_core::stats::Event;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use tokio::net::UdpSocket;
+
+fn udp_service(targets: &[SocketAddr], listener_md: &str, selector: &str) -> String {
+    let mut y = format!("services:\n- name: dns\n  addr: 127.0.0.1:0\n  handler: {{type: udp}}\n  listener:\n    type: udp\n    metadata: {{{listener_md}}}\n  forwarder:\n    nodes:\n");
+    for (i, t) in targets.iter().enumerate() {
+        y.push_str(&format!("    - {{name: target-{i}, addr: \"{t}\"}}\n"));
+    }
+    y.push_str(selector);
+    y
+}
+
+async fn ask(c: &UdpSocket, to: SocketAddr, msg: &[u8]) -> String {
+    c.send_to(msg, to).await.expect("send");
+    let mut buf = vec![0u8; 65536];
+    let (n, _) = tokio::time::timeout(T, c.recv_from(&mut buf)).await.expect("a reply within 5s").expect("recv");
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_keepalive_each_reply_ends_the_session() {
+    let b0 = udp_backend("127.0.0.1", "b0").await;
+    let b1 = udp_backend("127.0.0.2", "b1").await;
+    let e = engine();
+    e.apply(cfg(&udp_service(&[b0.addr, b1.addr], "", ""))).await;
+    let a = listening(&e, "dns");
+    let mut rx = e.subscribe();
+    let c = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    assert_eq!(ask(&c, a, b"q1").await, "b0:q1");
+    wait_event(&mut rx, |e| matches!(e, Event::ConnClosed { conn, .. } if conn.network == "udp" && conn.client == c.local_addr().expect("addr").to_string())).await;
+    // Same client again: a new session, so the round-robin selector moves on (GOST).
+    assert_eq!(ask(&c, a, b"q2").await, "b1:q2");
+    assert_eq!(ask(&c, a, b"q3").await, "b0:q3");
+    let st = e.stats_now();
+    assert_eq!(st[0].total, 3, "three sessions");
+    assert_eq!(st[0].bytes_in, 6);
+    assert_eq!(st[0].bytes_out, 15);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keepalive_session_sticks_to_its_target_and_idles_out_within_two_ttl() {
+    let b0 = udp_backend("127.0.0.1", "b0").await;
+    let b1 = udp_backend("127.0.0.2", "b1").await;
+    let e = engine();
+    e.apply(cfg(&udp_service(&[b0.addr, b1.addr], "keepAlive: true, ttl: 1s", ""))).await;
+    let a = listening(&e, "dns");
+    let mut rx = e.subscribe();
+    let c1 = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let c2 = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    for i in 0..5 {
+        assert_eq!(ask(&c1, a, format!("x{i}").as_bytes()).await, format!("b0:x{i}"));
+    }
+    // A second client gets its own session and the next target.
+    assert_eq!(ask(&c2, a, b"y").await, "b1:y");
+    assert_eq!(e.connections().iter().filter(|c| c.network == "udp").count(), 2);
+    let last = Instant::now();
+    let c1a = c1.local_addr().expect("addr").to_string();
+    wait_event(&mut rx, |e| matches!(e, Event::ConnClosed { conn, .. } if conn.client == c1a)).await;
+    let idle = last.elapsed();
+    assert!(idle >= Duration::from_millis(900) && idle <= Duration::from_millis(2600), "idle session closed after {idle:?}, expected 1-2 ttl (1s)");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traffic_keeps_a_keepalive_session_open() {
+    let b0 = udp_backend("127.0.0.1", "b0").await;
+    let e = engine();
+    e.apply(cfg(&udp_service(&[b0.addr], "keepAlive: true, ttl: 1s", ""))).await;
+    let a = listening(&e, "dns");
+    let c = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    assert_eq!(ask(&c, a, b"first").await, "b0:first");
+    let id = e.connections()[0].id;
+    // Keep talking for 3 ttl periods: the session must survive.
+    let until = Instant::now() + Duration::from_secs(3);
+    let mut n = 0;
+    while Instant::now() < until && n < 100 {
+        ask(&c, a, b"ping").await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        n += 1;
+    }
+    let conns = e.connections();
+    assert_eq!(conns.len(), 1);
+    assert_eq!(conns[0].id, id, "the session was replaced while in use");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_buffer_size_truncates_datagrams_like_gost() {
+    let b0 = udp_backend("127.0.0.1", "b0").await;
+    let e = engine();
+    e.apply(cfg(&udp_service(&[b0.addr], "readBufferSize: 16", ""))).await;
+    let a = listening(&e, "dns");
+    let c = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let big = vec![b'z'; 100];
+    assert_eq!(ask(&c, a, &big).await, format!("b0:{}", "z".repeat(16)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusing_target_is_marked_and_skipped() {
+    let dead = {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        s.local_addr().expect("addr")
+    };
+    let b1 = udp_backend("127.0.0.1", "b1").await;
+    let e = engine();
+    e.apply(cfg(&udp_service(&[dead, b1.addr], "keepAlive: true", "    selector: {strategy: fifo, maxFails: 1, failTimeout: 30s}\n"))).await;
+    let a = listening(&e, "dns");
+    let mut rx = e.subscribe();
+    let c = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    c.send_to(b"lost", a).await.expect("send");
+    // ICMP port unreachable closes the session and marks the node.
+    wait_event(&mut rx, |e| matches!(e, Event::ConnClosed { error: Some(err), .. } if err.contains("refused"))).await;
+    assert_eq!(ask(&c, a, b"again").await, "b1:again");
+    let st = e.stats_now();
+    assert_eq!(st[0].nodes[0].fails, 1);
+    assert!(st[0].nodes[0].dead_until.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_clients_each_get_their_own_session() {
+    let b0 = udp_backend("127.0.0.1", "b0").await;
+    let b1 = udp_backend("127.0.0.1", "b1").await;
+    let b2 = udp_backend("127.0.0.1", "b2").await;
+    let e = engine();
+    e.apply(cfg(&udp_service(&[b0.addr, b1.addr, b2.addr], "keepAlive: true, ttl: 5s", ""))).await;
+    let a = listening(&e, "dns");
+    let mut names = std::collections::HashSet::new();
+    let mut clients = Vec::new();
+    for i in 0..30 {
+        let c = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let r = ask(&c, a, format!("c{i}").as_bytes()).await;
+        assert!(r.ends_with(&format!(":c{i}")), "{r}");
+        names.insert(r[..2].to_string());
+        clients.push(c);
+    }
+    assert_eq!(names.len(), 3, "sessions spread over every target");
+    assert_eq!(e.connections().len(), 30);
+    e.shutdown().await;
+}
