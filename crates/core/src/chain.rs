@@ -28,6 +28,10 @@ pub struct Route {
 
 /// Resolves `host:port` (an empty host means this machine, as in Go).
 pub async fn resolve(addr: &str) -> io::Result<Vec<SocketAddr>> {
+    // IP literals (the common case) need no resolver round trip.
+    if let Ok(a) = addr.parse::<SocketAddr>() {
+        return Ok(vec![a]);
+    }
     let a = if addr.starts_with(':') { format!("localhost{addr}") } else { addr.to_string() };
     let v: Vec<SocketAddr> = lookup_host(a.as_str()).await?.collect();
     if v.is_empty() {

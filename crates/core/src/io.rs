@@ -7,6 +7,7 @@
 use crate::stats::Meter;
 use std::io;
 use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 use tokio::net::TcpStream;
 
@@ -41,7 +42,89 @@ async fn write_all(dst: &TcpStream, mut data: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
-async fn copy_one_way(src: &TcpStream, dst: &TcpStream, meter: &Meter, dir: Dir, last: &std::sync::atomic::AtomicU64) -> io::Result<()> {
+/// A kernel pipe for splice(2): bytes move socket → pipe → socket without being
+/// copied through user space. Closed on drop.
+struct Pipe {
+    r: libc::c_int,
+    w: libc::c_int,
+    /// Bytes in the pipe not yet written out.
+    pending: usize,
+    cap: usize,
+}
+
+impl Pipe {
+    fn new() -> io::Result<Pipe> {
+        let mut fds = [0 as libc::c_int; 2];
+        // SAFETY: pipe2 fills the two-element array on success.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // A bigger pipe means fewer splice calls per megabyte in bulk mode; pages are
+        // only allocated as data passes. Failure just keeps the 64 KiB default.
+        // SAFETY: fcntl on the pipe we just created.
+        let size = unsafe { libc::fcntl(fds[1], libc::F_SETPIPE_SZ, PIPE_SIZE as libc::c_int) };
+        let cap = if size > 0 { size as usize } else { PIPE_CHUNK };
+        Ok(Pipe { r: fds[0], w: fds[1], pending: 0, cap })
+    }
+}
+
+impl Drop for Pipe {
+    fn drop(&mut self) {
+        // SAFETY: both descriptors are ours and closed exactly once.
+        unsafe {
+            libc::close(self.r);
+            libc::close(self.w);
+        }
+    }
+}
+
+fn splice(from: libc::c_int, to: libc::c_int, len: usize) -> io::Result<usize> {
+    // SAFETY: splice between descriptors we own, no user memory involved.
+    let n = unsafe {
+        libc::splice(from, std::ptr::null_mut(), to, std::ptr::null_mut(), len, libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK)
+    };
+    if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) }
+}
+
+const PIPE_CHUNK: usize = 1 << 16;
+const PIPE_SIZE: usize = 1 << 20;
+
+/// Bulk mode: splice until EOF. Returns Ok(()) at EOF.
+async fn splice_loop(src: &TcpStream, dst: &TcpStream, pipe: &mut Pipe, meter: &Meter, dir: Dir, last: &AtomicU64) -> io::Result<()> {
+    loop {
+        // Fill the pipe from the source.
+        let n = loop {
+            src.readable().await?;
+            match src.try_io(tokio::io::Interest::READABLE, || splice(src.as_raw_fd(), pipe.w, pipe.cap)) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(e),
+            }
+        };
+        if n == 0 {
+            shutdown_write(dst);
+            return Ok(());
+        }
+        pipe.pending += n;
+        match dir {
+            Dir::In => meter.add_in(n as u64),
+            Dir::Out => meter.add_out(n as u64),
+        }
+        last.store(crate::stats::unix_millis(), Relaxed);
+        // Drain it into the destination.
+        while pipe.pending > 0 {
+            dst.writable().await?;
+            match dst.try_io(tokio::io::Interest::WRITABLE, || splice(pipe.r, dst.as_raw_fd(), pipe.pending)) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(m) => pipe.pending -= m,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+async fn copy_one_way(src: &TcpStream, dst: &TcpStream, meter: &Meter, dir: Dir, last: &AtomicU64) -> io::Result<()> {
     let mut buf: Option<Vec<u8>> = None;
     loop {
         src.readable().await?;
@@ -56,9 +139,17 @@ async fn copy_one_way(src: &TcpStream, dst: &TcpStream, meter: &Meter, dir: Dir,
                     Dir::In => meter.add_in(n as u64),
                     Dir::Out => meter.add_out(n as u64),
                 }
-                last.store(crate::stats::unix_millis(), std::sync::atomic::Ordering::Relaxed);
+                last.store(crate::stats::unix_millis(), Relaxed);
                 write_all(dst, &b[..n]).await?;
-                if n < b.len() {
+                if n == b.len() {
+                    // A full buffer means a bulk transfer: switch this direction to
+                    // splice(2). Short request/response exchanges never pay for the
+                    // pipe's two descriptors.
+                    if let Ok(mut pipe) = Pipe::new() {
+                        drop(buf.take());
+                        return splice_loop(src, dst, &mut pipe, meter, dir, last).await;
+                    }
+                } else {
                     // Drained for now: give the memory back while we wait.
                     buf = None;
                 }
@@ -74,7 +165,7 @@ async fn copy_one_way(src: &TcpStream, dst: &TcpStream, meter: &Meter, dir: Dir,
 /// Copies both ways until both sides are done, one side fails, or `idle` passes
 /// with no bytes either way (`idle` zero = never).
 pub async fn pipe(client: &TcpStream, target: &TcpStream, meter: &Meter, idle: Duration) -> io::Result<()> {
-    let last = std::sync::atomic::AtomicU64::new(crate::stats::unix_millis());
+    let last = AtomicU64::new(crate::stats::unix_millis());
     let up = copy_one_way(client, target, meter, Dir::In, &last);
     let down = copy_one_way(target, client, meter, Dir::Out, &last);
     let both = async {
@@ -100,7 +191,7 @@ pub async fn pipe(client: &TcpStream, target: &TcpStream, meter: &Meter, idle: D
         tokio::select! {
             r = &mut both => return r,
             _ = wait => {
-                let since = crate::stats::unix_millis().saturating_sub(last.load(std::sync::atomic::Ordering::Relaxed));
+                let since = crate::stats::unix_millis().saturating_sub(last.load(Relaxed));
                 if since >= idle.as_millis() as u64 {
                     return Err(io::Error::new(io::ErrorKind::TimedOut, format!("idle for {}s", idle.as_secs())));
                 }
