@@ -141,3 +141,38 @@ async fn many_clients_each_get_their_own_session() {
     assert_eq!(e.connections().len(), 30);
     e.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_keepalive_a_burst_of_requests_is_answered_in_full() {
+    // GOST would drop the replies that arrive after the first one; Portway answers
+    // every request (each session still ends after its replies are in).
+    let b0 = udp_backend("127.0.0.1", "b0").await;
+    let b1 = udp_backend("127.0.0.1", "b1").await;
+    let e = engine();
+    e.apply(cfg(&udp_service(&[b0.addr, b1.addr], "ttl: 2s", ""))).await;
+    let a = listening(&e, "dns");
+    let c = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    const N: usize = 100; // within readQueueSize (128), beyond which GOST and Portway drop
+    for i in 0..N {
+        c.send_to(format!("q{i}").as_bytes(), a).await.expect("send");
+    }
+    let mut answered = std::collections::HashSet::new();
+    let mut buf = vec![0u8; 1500];
+    while answered.len() < N {
+        match tokio::time::timeout(T, c.recv_from(&mut buf)).await {
+            Ok(Ok((n, _))) => {
+                let r = String::from_utf8_lossy(&buf[..n]).into_owned();
+                let q = r.split(':').nth(1).expect("name:payload").to_string();
+                answered.insert(q);
+            }
+            _ => break,
+        }
+    }
+    assert_eq!(answered.len(), N, "some requests got no answer");
+    // And sessions wind down once answered.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !e.connections().is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(e.connections().is_empty(), "sessions left open: {:?}", e.connections());
+}

@@ -66,7 +66,7 @@ thread_local! {
 async fn run(sock: Arc<UdpSocket>, ctx: Arc<Ctx>) {
     let opts = ctx.plan.udp.clone();
     let mut sessions: HashMap<SocketAddr, Session> = HashMap::new();
-    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(SocketAddr, u64)>();
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
     let pending = Arc::new(AtomicUsize::new(0));
     let mut tick = tokio::time::interval(opts.ttl);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -76,9 +76,25 @@ async fn run(sock: Arc<UdpSocket>, ctx: Arc<Ctx>) {
     loop {
         tokio::select! {
             _ = ctx.cancel.cancelled() => break,
-            Some((addr, id)) = done_rx.recv() => {
-                if sessions.get(&addr).is_some_and(|s| s.id == id) {
-                    sessions.remove(&addr);
+            Some(Done { peer, id, leftovers }) = done_rx.recv() => {
+                if sessions.get(&peer).is_some_and(|s| s.id == id) {
+                    sessions.remove(&peer);
+                }
+                // Datagrams the ended session had queued but not forwarded start
+                // (or join) the client's next session instead of being lost.
+                let mut left = leftovers.into_iter();
+                if let Some(s) = sessions.get(&peer) {
+                    for d in left.by_ref() {
+                        if s.tx.try_send(d).is_err() {
+                            break;
+                        }
+                    }
+                } else if let Some(first) = left.next() {
+                    let s = spawn_session(peer, first, &sock, &ctx, &pending, &done_tx);
+                    for d in left {
+                        let _ = s.tx.try_send(d);
+                    }
+                    sessions.insert(peer, s);
                 }
             }
             _ = tick.tick() => {
@@ -125,22 +141,49 @@ async fn run(sock: Arc<UdpSocket>, ctx: Arc<Ctx>) {
                     }
                     continue;
                 }
-                let (tx, rx) = mpsc::channel(opts.read_queue_size.max(1));
-                let _ = tx.try_send(buf[..n].to_vec());
-                let idle = Arc::new(AtomicBool::new(false));
-                let cancel = ctx.cancel.child_token();
-                let id = ctx.conns.next_id();
-                sessions.insert(peer, Session { id, tx, idle: idle.clone(), cancel: cancel.clone() });
-                pending.fetch_add(1, Relaxed);
-                tokio::spawn(session(SessionArgs {
-                    id, peer, rx, idle, cancel, sock: sock.clone(), ctx: ctx.clone(), pending: pending.clone(), done: done_tx.clone(),
-                }));
+                let sess = spawn_session(peer, buf[..n].to_vec(), &sock, &ctx, &pending, &done_tx);
+                sessions.insert(peer, sess);
             }
         }
     }
     for (_, s) in sessions.drain() {
         s.cancel.cancel();
     }
+}
+
+/// A session telling the reader it ended, with what it had not forwarded.
+struct Done {
+    peer: SocketAddr,
+    id: u64,
+    leftovers: Vec<Vec<u8>>,
+}
+
+fn spawn_session(
+    peer: SocketAddr,
+    first: Vec<u8>,
+    sock: &Arc<UdpSocket>,
+    ctx: &Arc<Ctx>,
+    pending: &Arc<AtomicUsize>,
+    done: &mpsc::UnboundedSender<Done>,
+) -> Session {
+    let (tx, rx) = mpsc::channel(ctx.plan.udp.read_queue_size.max(1));
+    let _ = tx.try_send(first);
+    let idle = Arc::new(AtomicBool::new(false));
+    let cancel = ctx.cancel.child_token();
+    let id = ctx.conns.next_id();
+    pending.fetch_add(1, Relaxed);
+    tokio::spawn(session(SessionArgs {
+        id,
+        peer,
+        rx,
+        idle: idle.clone(),
+        cancel: cancel.clone(),
+        sock: sock.clone(),
+        ctx: ctx.clone(),
+        pending: pending.clone(),
+        done: done.clone(),
+    }));
+    Session { id, tx, idle, cancel }
 }
 
 struct SessionArgs {
@@ -152,7 +195,7 @@ struct SessionArgs {
     sock: Arc<UdpSocket>,
     ctx: Arc<Ctx>,
     pending: Arc<AtomicUsize>,
-    done: mpsc::UnboundedSender<(SocketAddr, u64)>,
+    done: mpsc::UnboundedSender<Done>,
 }
 
 async fn connect_upstream(target: &str) -> io::Result<UdpSocket> {
@@ -176,24 +219,24 @@ async fn session(a: SessionArgs) {
     c.total.fetch_add(1, Relaxed);
     c.active.fetch_add(1, Relaxed);
     let hash_key = peer.ip().to_string();
-    let finish = |pending_left: bool| {
+    let finish = |pending_left: bool, leftovers: Vec<Vec<u8>>| {
         if pending_left {
             pending.fetch_sub(1, Relaxed);
         }
         c.active.fetch_sub(1, Relaxed);
-        let _ = done.send((peer, id));
+        let _ = done.send(Done { peer, id, leftovers });
     };
     let Some(idx) = plan.selector.select(&plan.targets, Some(&hash_key)) else {
         c.errors.fetch_add(1, Relaxed);
         warn!(service = %plan.name, client = %peer, "node not available: every target is marked failed");
-        finish(true);
+        finish(true, Vec::new());
         return;
     };
     let target = &plan.targets[idx];
     if plan.chain.is_some() {
         c.errors.fetch_add(1, Relaxed);
         warn!(service = %plan.name, client = %peer, "UDP through a chain is not implemented in Portway yet");
-        finish(true);
+        finish(true, Vec::new());
         return;
     }
     let upstream = match tokio::time::timeout(plan.dial_timeout, connect_upstream(&target.addr)).await {
@@ -205,14 +248,14 @@ async fn session(a: SessionArgs) {
             target.marker.mark();
             c.errors.fetch_add(1, Relaxed);
             warn!(service = %plan.name, client = %peer, target = %target.addr, node = %target.name, "dial udp {}: {}", target.addr, io_msg(&e));
-            finish(true);
+            finish(true, Vec::new());
             return;
         }
         Err(_) => {
             target.marker.mark();
             c.errors.fetch_add(1, Relaxed);
             warn!(service = %plan.name, client = %peer, target = %target.addr, node = %target.name, "dial udp {}: timed out", target.addr);
-            finish(true);
+            finish(true, Vec::new());
             return;
         }
     };
@@ -236,12 +279,26 @@ async fn session(a: SessionArgs) {
     let keep_alive = plan.udp.keep_alive;
     let reply_size = plan.udp.reply_buffer_size;
     let mut error: Option<String> = None;
+    // keepAlive=false: GOST closes the session at the first reply, losing the
+    // replies to any other request already forwarded on it. Portway closes it to
+    // new datagrams at that point (they start the next session, with a new target,
+    // as in GOST) but keeps listening until the requests it forwarded are answered
+    // or `ttl` passes.
+    let (mut sent, mut got) = (0u64, 0u64);
+    let mut drain_until: Option<tokio::time::Instant> = None;
+    let mut announced = false;
     loop {
+        if drain_until.is_some() && got >= sent {
+            break;
+        }
+        let deadline = drain_until.unwrap_or_else(|| tokio::time::Instant::now() + std::time::Duration::from_secs(3600));
         tokio::select! {
             _ = cancel.cancelled() => break,
-            d = rx.recv() => {
+            _ = tokio::time::sleep_until(deadline), if drain_until.is_some() => break,
+            d = rx.recv(), if drain_until.is_none() => {
                 let Some(d) = d else { break };
                 idle.store(false, Relaxed);
+                sent += 1;
                 meter.add_in(d.len() as u64);
                 if let Err(e) = upstream.send(&d).await {
                     // A refused port shows up as ECONNREFUSED on the next send/recv.
@@ -278,8 +335,16 @@ async fn session(a: SessionArgs) {
                         if let Err(e) = sock.send_to(&data, peer).await {
                             debug!(service = %plan.name, client = %peer, "udp reply: {e}");
                         }
-                        if !keep_alive {
-                            break;
+                        got += 1;
+                        if !keep_alive && drain_until.is_none() {
+                            rx.close();
+                            let mut leftovers = Vec::new();
+                            while let Ok(d) = rx.try_recv() {
+                                leftovers.push(d);
+                            }
+                            let _ = done.send(Done { peer, id, leftovers });
+                            announced = true;
+                            drain_until = Some(tokio::time::Instant::now() + plan.udp.ttl);
                         }
                     }
                     Ok(None) => {}
@@ -301,5 +366,14 @@ async fn session(a: SessionArgs) {
     if let Some(info) = ctx.conns.remove(id) {
         let _ = ctx.events.send(Event::ConnClosed { conn: info, error });
     }
-    finish(false);
+    if announced {
+        c.active.fetch_sub(1, Relaxed);
+    } else {
+        let mut leftovers = Vec::new();
+        rx.close();
+        while let Ok(d) = rx.try_recv() {
+            leftovers.push(d);
+        }
+        finish(false, leftovers);
+    }
 }
