@@ -84,6 +84,9 @@ pub fn parse<I: IntoIterator<Item = String>>(argv: I) -> Result<Args, String> {
             other => return Err(format!("flag provided but not defined: -{other}")),
         }
     }
+    if a.profile.is_some() && (!a.services.is_empty() || !a.configs.is_empty() || !a.nodes.is_empty()) {
+        return Err("--profile runs a stored profile and cannot be combined with -L, -F or -C".into());
+    }
     Ok(a)
 }
 
@@ -119,5 +122,6 @@ mod tests {
         assert!(p(&["-L"]).unwrap_err().contains("needs an argument: -L"));
         assert!(p(&["-O", "toml"]).unwrap_err().contains("toml"));
         assert!(p(&["tcp://:1"]).unwrap_err().contains("unexpected argument"));
+        assert!(p(&["--profile", "x", "-L", "tcp://:1/a:2"]).unwrap_err().contains("cannot be combined"));
     }
 }

@@ -20,15 +20,26 @@ enum Source {
 
 struct Built {
     config: Config,
-    warnings: Vec<Warning>,
+    /// (file the warning is about, warning)
+    warnings: Vec<(String, Warning)>,
     disabled: Vec<String>,
     label: String,
 }
 
+/// stdin can be read once: a SIGHUP reload of `-C -` reuses what was read at start
+/// (reading it again would give an empty config and stop every service).
+static STDIN_CONFIG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 fn read_config_arg(arg: &str) -> Result<(String, String)> {
     if arg == "-" {
-        let mut s = String::new();
-        std::io::stdin().read_to_string(&mut s).context("reading the config from stdin")?;
+        let s = match STDIN_CONFIG.get() {
+            Some(s) => s.clone(),
+            None => {
+                let mut s = String::new();
+                std::io::stdin().read_to_string(&mut s).context("reading the config from stdin")?;
+                STDIN_CONFIG.get_or_init(|| s).clone()
+            }
+        };
         let name = if s.trim_start().starts_with('{') { "<stdin>.json" } else { "<stdin>" };
         return Ok((name.to_string(), s));
     }
@@ -73,10 +84,7 @@ fn build(src: &Source) -> Result<Built> {
             for c in configs {
                 let (name, text) = read_config_arg(c)?;
                 let loaded = load_str(&name, &text).map_err(|e| anyhow!("{e}"))?;
-                warnings.extend(loaded.warnings.into_iter().map(|mut w| {
-                    w.path = format!("{name}: {}", w.path);
-                    w
-                }));
+                warnings.extend(loaded.warnings.into_iter().map(|w| (name.clone(), w)));
                 merge(&mut config, loaded.config)?;
                 labels.push(name);
             }
@@ -90,9 +98,10 @@ fn build(src: &Source) -> Result<Built> {
         Source::Profile { store, name } => {
             let loaded = store.load(name).map_err(|e| anyhow!("{e}"))?;
             let settings = store.settings().map_err(|e| anyhow!("{e}"))?;
+            let file = store.profile_path(name).display().to_string();
             Ok(Built {
                 config: loaded.config,
-                warnings: loaded.warnings,
+                warnings: loaded.warnings.into_iter().map(|w| (file.clone(), w)).collect(),
                 disabled: settings.disabled.get(name).cloned().unwrap_or_default(),
                 label: format!("profile {name:?} ({})", store.profile_path(name).display()),
             })
@@ -103,36 +112,75 @@ fn build(src: &Source) -> Result<Built> {
 fn profile_source(name: Option<String>) -> Result<Source> {
     let store = ProfileStore::open_default().map_err(|e| anyhow!("{e}"))?;
     let settings = store.settings().map_err(|e| anyhow!("{e}"))?;
-    let explicit = name.is_some();
-    let name = name.or(settings.active_profile).unwrap_or_else(|| "default".into());
-    if !store.exists(&name) {
-        if explicit && name != "default" {
-            bail!("no profile named {name:?} in {}", store.root().display());
+    let name = match (name, settings.active_profile) {
+        (Some(n), _) => {
+            if !store.exists(&n) && n != "default" {
+                bail!("no profile named {n:?} in {}", store.root().display());
+            }
+            n
         }
+        (None, Some(active)) if !store.exists(&active) => {
+            // Never write the default rules under the name of a profile the user had.
+            eprintln!(
+                "portway: warning: the active profile {active:?} (settings.json) is not in {}; running \"default\"",
+                store.root().join("profiles").display()
+            );
+            "default".to_string()
+        }
+        (None, active) => active.unwrap_or_else(|| "default".into()),
+    };
+    if !store.exists(&name) {
         store.save_text(&name, DEFAULT_PROFILE).map_err(|e| anyhow!("{e}"))?;
         eprintln!("portway: created profile {name:?} at {}", store.profile_path(&name).display());
     }
     Ok(Source::Profile { store, name })
 }
 
-fn print_warnings(w: &[Warning]) {
-    for w in w {
-        eprintln!("portway: warning: {w}");
+/// `portway: warning: FILE:LINE: KEY: MESSAGE`, the shape of load errors.
+fn print_warnings(w: &[(String, Warning)]) {
+    for (file, w) in w {
+        let at = if w.line > 0 { format!("{file}:{}", w.line) } else { file.clone() };
+        if w.path.is_empty() {
+            eprintln!("portway: warning: {at}: {}", w.message);
+        } else {
+            eprintln!("portway: warning: {at}: {}: {}", w.path, w.message);
+        }
+    }
+}
+
+/// Writes to stdout; a closed pipe (`portway -O yaml | head`) is not an error.
+fn print_out(text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(e).context("writing to stdout"),
     }
 }
 
 fn print_status(engine: &Engine) {
+    let config = engine.config();
     let mut out = std::io::stdout().lock();
     for s in engine.status() {
         let line = match &s.state {
             ServiceState::Running => {
                 let at: Vec<String> = s.listening.iter().map(|a| a.to_string()).collect();
                 let to = if s.targets.is_empty() { "(target from the chain)".to_string() } else { s.targets.join(", ") };
-                format!("{}: {} listening on {} -> {}", s.name, s.listener, at.join(", "), to)
+                // GOST's default listener is tcp.
+                let listener = if s.listener.is_empty() { "tcp" } else { s.listener.as_str() };
+                let via = match config.service(&s.name).map(|c| c.handler.chain.as_str()) {
+                    Some(chain) if !chain.is_empty() => format!(" via chain {chain:?}"),
+                    _ => String::new(),
+                };
+                format!("service {:?}: {listener} listening on {} -> {to}{via}", s.name, at.join(", "))
             }
-            ServiceState::Failed { error } => format!("{}: failed: {error}", s.name),
-            ServiceState::Disabled => format!("{}: switched off", s.name),
-            ServiceState::Stopped => format!("{}: stopped", s.name),
+            ServiceState::Failed { error } => {
+                // Validation errors already start with `service "NAME": `; say it once.
+                let prefix = format!("service {:?}: ", s.name);
+                format!("{prefix}failed: {}", error.strip_prefix(&prefix).unwrap_or(error))
+            }
+            ServiceState::Disabled => format!("service {:?}: switched off", s.name),
+            ServiceState::Stopped => format!("service {:?}: stopped", s.name),
         };
         let _ = writeln!(out, "{line}");
     }
@@ -147,13 +195,19 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if args.help {
-        print!("{}", args::USAGE);
-        return ExitCode::SUCCESS;
-    }
-    if args.version {
-        println!("portway {} (GOST v3 compatible; {} {})", env!("CARGO_PKG_VERSION"), std::env::consts::OS, std::env::consts::ARCH);
-        return ExitCode::SUCCESS;
+    if args.help || args.version {
+        let text = if args.help {
+            args::USAGE.to_string()
+        } else {
+            format!("portway {} (GOST v3 compatible; {} {})\n", env!("CARGO_PKG_VERSION"), std::env::consts::OS, std::env::consts::ARCH)
+        };
+        return match print_out(&text) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("portway: {e:#}");
+                ExitCode::from(1)
+            }
+        };
     }
     match run(args) {
         Ok(code) => code,
@@ -180,11 +234,15 @@ fn run(args: args::Args) -> Result<ExitCode> {
     } else {
         Source::Cmd { configs: args.configs.clone(), services: args.services.clone(), nodes: args.nodes.clone() }
     };
-    let built = build(&source)?;
+    let mut built = build(&source)?;
     print_warnings(&built.warnings);
     if let Some(fmt) = &args.output {
+        if args.debug > 0 {
+            // GOST's -D/-DD end up in the printed config as log.level.
+            set_log_level(&mut built.config, if args.debug > 1 { "trace" } else { "debug" });
+        }
         let text = if fmt == "json" { built.config.to_json() + "\n" } else { built.config.to_yaml() };
-        print!("{text}");
+        print_out(&text)?;
         return Ok(ExitCode::SUCCESS);
     }
     portway_core::logging::init(args.debug);
@@ -197,6 +255,17 @@ fn run(args: args::Args) -> Result<ExitCode> {
     rt.block_on(serve(source, built))
 }
 
+fn set_log_level(config: &mut Config, level: &str) {
+    use serde_yaml::{Mapping, Value};
+    let log = config.extra.entry("log".to_string()).or_insert_with(|| Value::Mapping(Mapping::new()));
+    if !log.is_mapping() {
+        *log = Value::Mapping(Mapping::new());
+    }
+    if let Value::Mapping(m) = log {
+        m.insert(Value::from("level"), Value::from(level));
+    }
+}
+
 async fn serve(source: Source, built: Built) -> Result<ExitCode> {
     use tokio::signal::unix::{signal, SignalKind};
     let engine = Engine::new();
@@ -204,6 +273,11 @@ async fn serve(source: Source, built: Built) -> Result<ExitCode> {
     if built.config.services.is_empty() {
         bail!("{}: no services to run", built.label);
     }
+    // Handlers go in before anything starts: once a status line is out, a signal
+    // must find them (SIGHUP's default action would kill the process).
+    let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+    let mut hup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
     tracing::info!("running {}", built.label);
     let report = engine.apply(built.config).await;
     print_status(&engine);
@@ -211,9 +285,6 @@ async fn serve(source: Source, built: Built) -> Result<ExitCode> {
         engine.shutdown().await;
         bail!("no service could start");
     }
-    let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
-    let mut hup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
     loop {
         tokio::select! {
             _ = term.recv() => break,

@@ -3,7 +3,6 @@
 mod common;
 use common::*;
 use portway_core::stats::{Event, ServiceState};
-use portway_core::Engine;
 use std::collections::HashMap;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;

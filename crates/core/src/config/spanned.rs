@@ -312,7 +312,17 @@ pub fn parse(src: &str) -> Result<SNode, SyntaxError> {
     if let Err(e) = p.load(&mut b, true) {
         let m = e.marker();
         let path = b.path();
-        return Err(SyntaxError { line: m.line(), col: m.col() + 1, path, message: explain(e.info()) });
+        let (mut line, mut col) = (m.line(), m.col() + 1);
+        if e.info().contains("tab") {
+            // The scanner reports the token before the tab; point at the tab itself.
+            if let Some((i, l)) = src.lines().enumerate().skip(line.saturating_sub(1)).find(|(_, l)| {
+                l.trim_start_matches(' ').starts_with('\t')
+            }) {
+                line = i + 1;
+                col = l.find('\t').map(|c| c + 1).unwrap_or(1);
+            }
+        }
+        return Err(SyntaxError { line, col, path, message: explain(e.info()) });
     }
     if let Some(e) = b.error {
         return Err(e);

@@ -40,7 +40,9 @@ pub struct ServiceConfig {
     pub name: String,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub addr: String,
+    #[serde(skip_serializing_if = "HandlerConfig::is_unset")]
     pub handler: HandlerConfig,
+    #[serde(skip_serializing_if = "ListenerConfig::is_unset")]
     pub listener: ListenerConfig,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub forwarder: Option<ForwarderConfig>,
@@ -247,6 +249,19 @@ pub struct TlsConfig {
     pub server_name: String,
     #[serde(flatten)]
     pub extra: Extra,
+}
+
+impl HandlerConfig {
+    /// Absent from the file (GOST keeps a nil pointer and prints nothing).
+    pub fn is_unset(&self) -> bool {
+        *self == HandlerConfig::default()
+    }
+}
+
+impl ListenerConfig {
+    pub fn is_unset(&self) -> bool {
+        *self == ListenerConfig::default()
+    }
 }
 
 fn ser_duration<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
