@@ -98,3 +98,21 @@ pub async fn dial(chain: Option<&ChainPlan>, target: &str, timeout: Duration, ha
     }
     conn.map(|c| (c, route)).ok_or_else(|| "empty chain".to_string())
 }
+
+/// `dial` with GOST's router retries: up to `retries` more attempts, each routing
+/// the chain afresh (a failed node is marked, so the selector avoids it next time).
+pub async fn dial_retry(chain: Option<&ChainPlan>, target: &str, timeout: Duration, hash_key: Option<&str>, retries: u32) -> Result<(Conn, Route), String> {
+    let mut last = String::new();
+    for attempt in 0..=retries {
+        match dial(chain, target, timeout, hash_key).await {
+            Ok(x) => return Ok(x),
+            Err(e) => {
+                if attempt < retries {
+                    tracing::debug!(target = %target, "dial attempt {} of {} failed: {e}", attempt + 1, retries + 1);
+                }
+                last = e;
+            }
+        }
+    }
+    Err(last)
+}

@@ -61,6 +61,9 @@ pub struct ServicePlan {
     pub dial_timeout: Duration,
     /// Close a connection that moves no bytes either way for this long (0 = never, GOST's default).
     pub idle_timeout: Duration,
+    /// GOST's `handler.retries`: extra routing attempts when a dial fails. Each
+    /// attempt re-selects the chain's nodes; the target stays the one picked.
+    pub retries: u32,
 }
 
 fn md_err(service: &str, where_: &str, e: String) -> String {
@@ -287,6 +290,7 @@ pub fn plan_service(cfg: &Config, s: &ServiceConfig) -> Result<ServicePlan, Stri
         udp,
         dial_timeout,
         idle_timeout,
+        retries: s.handler.retries.clamp(0, 10) as u32,
     })
 }
 

@@ -125,7 +125,7 @@ async fn handle(client: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
     let target = &plan.targets[idx];
     let dialed = tokio::select! {
         _ = ctx.cancel.cancelled() => return,
-        r = chain::dial(plan.chain.as_deref(), &target.addr, plan.dial_timeout, Some(&hash_key)) => r,
+        r = chain::dial_retry(plan.chain.as_deref(), &target.addr, plan.dial_timeout, Some(&hash_key), plan.retries) => r,
     };
     let (conn, route) = match dialed {
         Ok(x) => {
