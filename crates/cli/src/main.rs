@@ -251,8 +251,16 @@ fn run(args: args::Args) -> Result<ExitCode> {
         Ok(_) => {}
         Err(e) => tracing::warn!("cannot raise the open files limit: {e}"),
     }
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
-    rt.block_on(serve(source, built))
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    // PORTWAY_WORKERS sets the number of forwarding threads (default: one per core).
+    if let Some(n) = std::env::var("PORTWAY_WORKERS").ok().and_then(|v| v.parse::<usize>().ok()).filter(|n| *n > 0) {
+        builder.worker_threads(n);
+    }
+    let rt = builder.enable_all().build().context("starting the runtime")?;
+    let result = rt.block_on(serve(source, built));
+    // Connections still open are dropped now; don't wait on them to exit.
+    rt.shutdown_timeout(std::time::Duration::from_secs(2));
+    result
 }
 
 fn set_log_level(config: &mut Config, level: &str) {

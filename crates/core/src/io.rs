@@ -22,6 +22,15 @@ enum Dir {
     Out,
 }
 
+/// Counts directions that reached EOF. The second one needs no shutdown(2): both
+/// sockets are closed right after, which sends the FIN anyway (one syscall less
+/// per connection).
+fn eof(dst: &TcpStream, ended: &std::sync::atomic::AtomicU8) {
+    if ended.fetch_add(1, Relaxed) == 0 {
+        shutdown_write(dst);
+    }
+}
+
 fn shutdown_write(s: &TcpStream) {
     // SAFETY: shutdown(2) on a descriptor we own; errors (already closed) are harmless.
     unsafe {
@@ -90,7 +99,7 @@ const PIPE_CHUNK: usize = 1 << 16;
 const PIPE_SIZE: usize = 1 << 20;
 
 /// Bulk mode: splice until EOF. Returns Ok(()) at EOF.
-async fn splice_loop(src: &TcpStream, dst: &TcpStream, pipe: &mut Pipe, meter: &Meter, dir: Dir, last: &AtomicU64) -> io::Result<()> {
+async fn splice_loop(src: &TcpStream, dst: &TcpStream, pipe: &mut Pipe, meter: &Meter, dir: Dir, last: &AtomicU64, ended: &std::sync::atomic::AtomicU8) -> io::Result<()> {
     loop {
         // Fill the pipe from the source.
         let n = loop {
@@ -102,7 +111,7 @@ async fn splice_loop(src: &TcpStream, dst: &TcpStream, pipe: &mut Pipe, meter: &
             }
         };
         if n == 0 {
-            shutdown_write(dst);
+            eof(dst, ended);
             return Ok(());
         }
         pipe.pending += n;
@@ -124,40 +133,69 @@ async fn splice_loop(src: &TcpStream, dst: &TcpStream, pipe: &mut Pipe, meter: &
     }
 }
 
-async fn copy_one_way(src: &TcpStream, dst: &TcpStream, meter: &Meter, dir: Dir, last: &AtomicU64) -> io::Result<()> {
-    let mut buf: Option<Vec<u8>> = None;
+thread_local! {
+    /// One read buffer per worker thread. A read is written on at once when the
+    /// destination can take it (the usual case), so no connection owns a buffer and
+    /// nothing is allocated per read; only a write that would block copies the rest
+    /// out.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; BUF]);
+}
+
+enum Step {
+    Eof,
+    /// Nothing to read after all (spurious readiness).
+    Idle,
+    /// `n` bytes read and written.
+    Done(usize),
+    /// `n` bytes read; `rest` still has to be written.
+    Partial(usize, Vec<u8>),
+}
+
+fn read_and_write(src: &TcpStream, dst: &TcpStream) -> io::Result<Step> {
+    SCRATCH.with(|cell| {
+        let mut b = cell.borrow_mut();
+        let n = match src.try_read(&mut b[..]) {
+            Ok(0) => return Ok(Step::Eof),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Step::Idle),
+            Err(e) => return Err(e),
+        };
+        match dst.try_write(&b[..n]) {
+            Ok(m) if m == n => Ok(Step::Done(n)),
+            Ok(m) => Ok(Step::Partial(n, b[m..n].to_vec())),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Step::Partial(n, b[..n].to_vec())),
+            Err(e) => Err(e),
+        }
+    })
+}
+
+async fn copy_one_way(src: &TcpStream, dst: &TcpStream, meter: &Meter, dir: Dir, last: &AtomicU64, ended: &std::sync::atomic::AtomicU8) -> io::Result<()> {
     loop {
         src.readable().await?;
-        let b = buf.get_or_insert_with(|| vec![0u8; BUF]);
-        match src.try_read(b) {
-            Ok(0) => {
-                shutdown_write(dst);
+        let n = match read_and_write(src, dst)? {
+            Step::Eof => {
+                eof(dst, ended);
                 return Ok(());
             }
-            Ok(n) => {
-                match dir {
-                    Dir::In => meter.add_in(n as u64),
-                    Dir::Out => meter.add_out(n as u64),
-                }
-                last.store(crate::stats::unix_millis(), Relaxed);
-                write_all(dst, &b[..n]).await?;
-                if n == b.len() {
-                    // A full buffer means a bulk transfer: switch this direction to
-                    // splice(2). Short request/response exchanges never pay for the
-                    // pipe's two descriptors.
-                    if let Ok(mut pipe) = Pipe::new() {
-                        drop(buf.take());
-                        return splice_loop(src, dst, &mut pipe, meter, dir, last).await;
-                    }
-                } else {
-                    // Drained for now: give the memory back while we wait.
-                    buf = None;
-                }
+            Step::Idle => continue,
+            Step::Done(n) => n,
+            Step::Partial(n, rest) => {
+                write_all(dst, &rest).await?;
+                n
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                buf = None;
+        };
+        match dir {
+            Dir::In => meter.add_in(n as u64),
+            Dir::Out => meter.add_out(n as u64),
+        }
+        last.store(crate::stats::unix_millis(), Relaxed);
+        if n == BUF {
+            // A full buffer means a bulk transfer: switch this direction to
+            // splice(2). Short request/response exchanges never pay for the pipe's
+            // two descriptors.
+            if let Ok(mut pipe) = Pipe::new() {
+                return splice_loop(src, dst, &mut pipe, meter, dir, last, ended).await;
             }
-            Err(e) => return Err(e),
         }
     }
 }
@@ -166,8 +204,9 @@ async fn copy_one_way(src: &TcpStream, dst: &TcpStream, meter: &Meter, dir: Dir,
 /// with no bytes either way (`idle` zero = never).
 pub async fn pipe(client: &TcpStream, target: &TcpStream, meter: &Meter, idle: Duration) -> io::Result<()> {
     let last = AtomicU64::new(crate::stats::unix_millis());
-    let up = copy_one_way(client, target, meter, Dir::In, &last);
-    let down = copy_one_way(target, client, meter, Dir::Out, &last);
+    let ended = std::sync::atomic::AtomicU8::new(0);
+    let up = copy_one_way(client, target, meter, Dir::In, &last, &ended);
+    let down = copy_one_way(target, client, meter, Dir::Out, &last, &ended);
     let both = async {
         // Finish when both directions end; stop at the first error (a reset on one
         // side must close the other, or the peer waits forever).
