@@ -151,10 +151,36 @@ enum Step {
     Partial(usize, Vec<u8>),
 }
 
+/// A read that also tells tokio when the socket is drained: a TCP read that
+/// returns less than asked for emptied the receive queue, so readiness is cleared
+/// now instead of costing one more `recv` that says EAGAIN. (Tokio keeps the
+/// read-closed state across a clear, so a FIN that came with the data is not lost.)
+fn recv_drain(src: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+    let mut short = None;
+    let fd = src.as_raw_fd();
+    let r = src.try_io(tokio::io::Interest::READABLE, || {
+        // SAFETY: recv(2) into a buffer we own, of its length.
+        let n = unsafe { libc::recv(fd, buf.as_mut_ptr() as *mut libc::c_void, buf.len(), 0) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let n = n as usize;
+        if n > 0 && n < buf.len() {
+            short = Some(n);
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        Ok(n)
+    });
+    match short {
+        Some(n) => Ok(n),
+        None => r,
+    }
+}
+
 fn read_and_write(src: &TcpStream, dst: &TcpStream) -> io::Result<Step> {
     SCRATCH.with(|cell| {
         let mut b = cell.borrow_mut();
-        let n = match src.try_read(&mut b[..]) {
+        let n = match recv_drain(src, &mut b[..]) {
             Ok(0) => return Ok(Step::Eof),
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Step::Idle),

@@ -66,6 +66,14 @@ pub struct ServicePlan {
     pub retries: u32,
 }
 
+impl ServicePlan {
+    /// Whether any selector on this service's path uses the client IP (`hash`).
+    pub fn wants_hash_key(&self) -> bool {
+        self.selector.strategy == crate::selector::Strategy::Hash
+            || self.chain.as_ref().is_some_and(|c| c.hops.iter().any(|h| h.selector.strategy == crate::selector::Strategy::Hash))
+    }
+}
+
 fn md_err(service: &str, where_: &str, e: String) -> String {
     format!("service {service:?}: {where_}.{e}")
 }

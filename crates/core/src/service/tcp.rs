@@ -21,6 +21,9 @@ fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
         // Dual-stack, like Go's ":port".
         let _ = socket_v6only(&sock, false);
     }
+    // Accepted sockets inherit TCP_NODELAY from the listener on Linux: one
+    // setsockopt here instead of one per connection.
+    let _ = sock.set_nodelay(true);
     sock.bind(addr)?;
     sock.listen(4096)
 }
@@ -81,7 +84,6 @@ async fn accept_loop(l: TcpListener, ctx: Arc<Ctx>) {
         match r {
             Ok((s, peer)) => {
                 backoff = Duration::ZERO;
-                let _ = s.set_nodelay(true);
                 tokio::spawn(handle(s, peer, ctx.clone()));
             }
             Err(e) if is_resource_error(&e) => {
@@ -116,8 +118,10 @@ async fn handle(client: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
     c.active.fetch_add(1, Relaxed);
     let _guard = ActiveGuard(&c.active);
     let client_s = peer.to_string();
-    let hash_key = peer.ip().to_string();
-    let Some(idx) = plan.selector.select(&plan.targets, Some(&hash_key)) else {
+    // Only the hash strategy reads the client IP as text; skip the allocation otherwise.
+    let hash_key = plan.wants_hash_key().then(|| peer.ip().to_string());
+    let hash_key = hash_key.as_deref();
+    let Some(idx) = plan.selector.select(&plan.targets, hash_key) else {
         c.errors.fetch_add(1, Relaxed);
         warn!(service = %plan.name, client = %client_s, "node not available: every target is marked failed");
         return;
@@ -125,7 +129,7 @@ async fn handle(client: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
     let target = &plan.targets[idx];
     let dialed = tokio::select! {
         _ = ctx.cancel.cancelled() => return,
-        r = chain::dial_retry(plan.chain.as_deref(), &target.addr, plan.dial_timeout, Some(&hash_key), plan.retries) => r,
+        r = chain::dial_retry(plan.chain.as_deref(), &target.addr, plan.dial_timeout, hash_key, plan.retries) => r,
     };
     let (conn, route) = match dialed {
         Ok(x) => {
@@ -154,8 +158,10 @@ async fn handle(client: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
         bytes_in: 0,
         bytes_out: 0,
     };
-    ctx.conns.insert(info.clone(), counters.clone(), cancel.clone());
-    let _ = ctx.events.send(Event::ConnOpened { conn: info });
+    if ctx.events.receiver_count() > 0 {
+        let _ = ctx.events.send(Event::ConnOpened { conn: info.clone() });
+    }
+    ctx.conns.insert(info, counters.clone(), cancel.clone());
     debug!(service = %plan.name, client = %client_s, target = %target.addr, node = %target.name, route = ?route.path, "connected");
     let meter = Meter { conn: counters, service: ctx.counters.clone() };
     let result = tokio::select! {

@@ -31,6 +31,18 @@ struct Session {
     tx: mpsc::Sender<Vec<u8>>,
     idle: Arc<AtomicBool>,
     cancel: CancellationToken,
+    fast: Arc<Fast>,
+}
+
+/// What the reader needs to send a client's datagram straight to the target,
+/// without waking the session task: set once the upstream socket is connected.
+#[derive(Default)]
+struct Fast {
+    up: std::sync::OnceLock<(Arc<UdpSocket>, Meter)>,
+    /// The session takes no more datagrams (keepAlive=false, after its first reply).
+    closed: AtomicBool,
+    /// Datagrams forwarded to the target, for the drain.
+    sent: std::sync::atomic::AtomicU64,
 }
 
 fn bind_udp(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
@@ -119,6 +131,17 @@ async fn run(sock: Arc<UdpSocket>, ctx: Arc<Ctx>) {
                 };
                 let peer = super::canon(peer);
                 if let Some(s) = sessions.get(&peer) {
+                    if !s.fast.closed.load(Relaxed) {
+                        if let Some((up, meter)) = s.fast.up.get() {
+                            if up.try_send(&buf[..n]).is_ok() {
+                                s.idle.store(false, Relaxed);
+                                s.fast.sent.fetch_add(1, Relaxed);
+                                meter.add_in(n as u64);
+                                continue;
+                            }
+                            // WouldBlock or an error: the session task deals with it.
+                        }
+                    }
                     match s.tx.try_send(buf[..n].to_vec()) {
                         Ok(()) => continue,
                         Err(mpsc::error::TrySendError::Full(_)) => {
@@ -171,11 +194,13 @@ fn spawn_session(
     let idle = Arc::new(AtomicBool::new(false));
     let cancel = ctx.cancel.child_token();
     let id = ctx.conns.next_id();
+    let fast = Arc::new(Fast::default());
     pending.fetch_add(1, Relaxed);
     tokio::spawn(session(SessionArgs {
         id,
         peer,
         rx,
+        fast: fast.clone(),
         idle: idle.clone(),
         cancel: cancel.clone(),
         sock: sock.clone(),
@@ -183,13 +208,14 @@ fn spawn_session(
         pending: pending.clone(),
         done: done.clone(),
     }));
-    Session { id, tx, idle, cancel }
+    Session { id, tx, idle, cancel, fast }
 }
 
 struct SessionArgs {
     id: u64,
     peer: SocketAddr,
     rx: mpsc::Receiver<Vec<u8>>,
+    fast: Arc<Fast>,
     idle: Arc<AtomicBool>,
     cancel: CancellationToken,
     sock: Arc<UdpSocket>,
@@ -213,7 +239,7 @@ async fn connect_upstream(target: &str) -> io::Result<UdpSocket> {
 }
 
 async fn session(a: SessionArgs) {
-    let SessionArgs { id, peer, mut rx, idle, cancel, sock, ctx, pending, done } = a;
+    let SessionArgs { id, peer, mut rx, fast, idle, cancel, sock, ctx, pending, done } = a;
     let plan = &ctx.plan;
     let c = &ctx.counters;
     c.total.fetch_add(1, Relaxed);
@@ -275,6 +301,8 @@ async fn session(a: SessionArgs) {
     ctx.conns.insert(info.clone(), counters.clone(), cancel.clone());
     let _ = ctx.events.send(Event::ConnOpened { conn: info });
     let meter = Meter { conn: counters, service: ctx.counters.clone() };
+    let upstream = Arc::new(upstream);
+    let _ = fast.up.set((upstream.clone(), meter.clone()));
     debug!(service = %plan.name, client = %peer, target = %target.addr, node = %target.name, "udp session opened");
     let keep_alive = plan.udp.keep_alive;
     let reply_size = plan.udp.reply_buffer_size;
@@ -284,11 +312,11 @@ async fn session(a: SessionArgs) {
     // new datagrams at that point (they start the next session, with a new target,
     // as in GOST) but keeps listening until the requests it forwarded are answered
     // or `ttl` passes.
-    let (mut sent, mut got) = (0u64, 0u64);
+    let mut got = 0u64;
     let mut drain_until: Option<tokio::time::Instant> = None;
     let mut announced = false;
     loop {
-        if drain_until.is_some() && got >= sent {
+        if drain_until.is_some() && got >= fast.sent.load(Relaxed) {
             break;
         }
         let deadline = drain_until.unwrap_or_else(|| tokio::time::Instant::now() + std::time::Duration::from_secs(3600));
@@ -298,7 +326,7 @@ async fn session(a: SessionArgs) {
             d = rx.recv(), if drain_until.is_none() => {
                 let Some(d) = d else { break };
                 idle.store(false, Relaxed);
-                sent += 1;
+                fast.sent.fetch_add(1, Relaxed);
                 meter.add_in(d.len() as u64);
                 if let Err(e) = upstream.send(&d).await {
                     // A refused port shows up as ECONNREFUSED on the next send/recv.
@@ -323,20 +351,32 @@ async fn session(a: SessionArgs) {
                     let mut s = s.borrow_mut();
                     let lim = reply_size.min(s.len());
                     match upstream.try_recv(&mut s[..lim]) {
-                        Ok(n) => Ok(Some(s[..n].to_vec())),
+                        // Straight back to the client from the scratch buffer; only a
+                        // send that would block copies the datagram out.
+                        Ok(n) => match sock.try_send_to(&s[..n], peer) {
+                            Ok(_) => Ok(Some((n, None))),
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Some((n, Some(s[..n].to_vec())))),
+                            Err(e) => {
+                                debug!(service = %plan.name, client = %peer, "udp reply: {e}");
+                                Ok(Some((n, None)))
+                            }
+                        },
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
                         Err(e) => Err(e),
                     }
                 }) };
                 match res {
-                    Ok(Some(data)) => {
+                    Ok(Some((n, later))) => {
                         idle.store(false, Relaxed);
-                        meter.add_out(data.len() as u64);
-                        if let Err(e) = sock.send_to(&data, peer).await {
-                            debug!(service = %plan.name, client = %peer, "udp reply: {e}");
+                        meter.add_out(n as u64);
+                        if let Some(data) = later {
+                            if let Err(e) = sock.send_to(&data, peer).await {
+                                debug!(service = %plan.name, client = %peer, "udp reply: {e}");
+                            }
                         }
                         got += 1;
                         if !keep_alive && drain_until.is_none() {
+                            fast.closed.store(true, Relaxed);
                             rx.close();
                             let mut leftovers = Vec::new();
                             while let Ok(d) = rx.try_recv() {
