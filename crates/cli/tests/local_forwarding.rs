@@ -57,7 +57,7 @@ fn seed_tcp_single_target_forwards_bytes_both_ways() {
 fn seed_tcp_round_robin_rotates_and_skips_a_dead_backend() {
     let dir = config_dir();
     let b1 = TcpBackend::start("127.0.0.1", "b1");
-    let mut b2 = TcpBackend::start("127.0.0.2", "b2");
+    let mut b2 = TcpBackend::start("127.0.0.202", "b2");
     let b3 = TcpBackend::start("127.0.0.3", "b3");
     let targets = names(&[&b1, &b2, &b3]);
     let (pw, port, lines) = retry(|| {
@@ -124,8 +124,10 @@ fn seed_udp_sessions_stick_to_a_target_and_spread_over_all() {
 /// dies, one connection fails and the rest go to the second.
 #[test]
 fn strategy_fifo_uses_the_first_target_until_it_dies() {
+    // Targets that a test kills live on addresses no other test binds, so a
+    // parallel test cannot reuse the freed port and answer in its place.
     let dir = config_dir();
-    let mut b1 = TcpBackend::start("127.0.0.1", "b1");
+    let mut b1 = TcpBackend::start("127.0.0.201", "b1");
     let b2 = TcpBackend::start("127.0.0.2", "b2");
     let b3 = TcpBackend::start("127.0.0.3", "b3");
     let targets = names(&[&b1, &b2, &b3]);

@@ -31,7 +31,7 @@ async fn forward_connector_reaches_the_server_side_target_without_a_local_target
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dead_hop_node_is_marked_and_retries_fail_over_within_the_connection() {
-    let dead = format!("127.0.0.1:{}", free_port());
+    let dead = format!("127.0.0.206:{}", free_port_on("127.0.0.206"));
     let good = tcp_backend("127.0.0.1", "node-1").await;
     let e = engine();
     e.apply(cfg(&chained(1, &[dead.clone(), good.addr.to_string()], true))).await;
@@ -44,7 +44,7 @@ async fn dead_hop_node_is_marked_and_retries_fail_over_within_the_connection() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_retries_the_first_client_fails_and_the_next_one_fails_over() {
-    let dead = format!("127.0.0.1:{}", free_port());
+    let dead = format!("127.0.0.206:{}", free_port_on("127.0.0.206"));
     let good = tcp_backend("127.0.0.1", "node-1").await;
     let e = engine();
     e.apply(cfg(&chained(0, &[dead, good.addr.to_string()], true))).await;

@@ -64,10 +64,12 @@ async fn round_robin_rotates_over_targets() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dead_target_is_marked_then_skipped_until_fail_timeout() {
     let b0 = tcp_backend("127.0.0.1", "b0").await;
+    // Nothing listens there now, and no other test binds 127.0.0.203, so a parallel
+    // test cannot take the freed port over.
     let dead = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let l = std::net::TcpListener::bind("127.0.0.203:0").expect("bind");
         l.local_addr().expect("addr")
-    }; // nothing listens there now
+    };
     let b2 = tcp_backend("127.0.0.1", "b2").await;
     let e = engine();
     e.apply(cfg(&one_service("127.0.0.1:0", &[b0.addr, dead, b2.addr], "    selector: {strategy: round, maxFails: 1, failTimeout: 30s}\n"))).await;
@@ -95,7 +97,7 @@ async fn dead_target_is_marked_then_skipped_until_fail_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifo_uses_first_until_it_fails() {
-    let b0 = tcp_backend("127.0.0.1", "b0").await;
+    let b0 = tcp_backend("127.0.0.204", "b0").await;
     let b1 = tcp_backend("127.0.0.1", "b1").await;
     let a0 = b0.addr;
     let e = engine();
@@ -252,9 +254,9 @@ async fn close_connection_by_id() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_client_and_refusing_target_do_not_disturb_others() {
     let b = tcp_backend("127.0.0.1", "b0").await;
-    let dead = free_port();
+    let dead = free_port_on("127.0.0.205");
     let y = format!(
-        "services:\n- name: good\n  addr: 127.0.0.1:0\n  handler: {{type: tcp}}\n  listener: {{type: tcp}}\n  forwarder: {{nodes: [{{name: t, addr: \"{}\"}}]}}\n- name: bad\n  addr: 127.0.0.1:0\n  handler: {{type: tcp}}\n  listener: {{type: tcp}}\n  forwarder: {{nodes: [{{name: t, addr: \"127.0.0.1:{dead}\"}}]}}\n",
+        "services:\n- name: good\n  addr: 127.0.0.1:0\n  handler: {{type: tcp}}\n  listener: {{type: tcp}}\n  forwarder: {{nodes: [{{name: t, addr: \"{}\"}}]}}\n- name: bad\n  addr: 127.0.0.1:0\n  handler: {{type: tcp}}\n  listener: {{type: tcp}}\n  forwarder: {{nodes: [{{name: t, addr: \"127.0.0.205:{dead}\"}}]}}\n",
         b.addr
     );
     let e = engine();
@@ -329,4 +331,39 @@ fn socket_with_backlog_zero() -> Option<(std::net::SocketAddr, Vec<std::net::Tcp
     }
     std::mem::forget(l);
     Some((a, fill))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resetting_target_closes_the_client_and_is_logged() {
+    // A target that accepts and resets at once (close with SO_LINGER 0).
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let rst_addr = l.local_addr().expect("addr");
+    let rst = tokio::spawn(async move {
+        for _ in 0..16 {
+            let Ok((s, _)) = l.accept().await else { return };
+            #[allow(deprecated)] // a reset is the point here
+            let _ = s.set_linger(Some(Duration::ZERO));
+            drop(s);
+        }
+    });
+    let good = tcp_backend("127.0.0.1", "good").await;
+    let y = format!(
+        "services:\n- name: rst\n  addr: 127.0.0.1:0\n  handler: {{type: tcp}}\n  listener: {{type: tcp}}\n  forwarder: {{nodes: [{{name: t, addr: \"{rst_addr}\"}}]}}\n- name: ok\n  addr: 127.0.0.1:0\n  handler: {{type: tcp}}\n  listener: {{type: tcp}}\n  forwarder: {{nodes: [{{name: t, addr: \"{}\"}}]}}\n",
+        good.addr
+    );
+    let e = engine();
+    e.apply(cfg(&y)).await;
+    let mut rx = e.subscribe();
+    for _ in 0..3 {
+        let mut s = tokio::net::TcpStream::connect(listening(&e, "rst")).await.expect("accepts");
+        let _ = tokio::io::AsyncWriteExt::write_all(&mut s, b"hello").await;
+        let mut buf = [0u8; 8];
+        let n = tokio::time::timeout(T, s.read(&mut buf)).await.expect("closed promptly").unwrap_or(0);
+        assert_eq!(n, 0, "nothing comes back from a resetting target");
+    }
+    let ev = wait_event(&mut rx, |e| matches!(e, Event::ConnClosed { conn, error: Some(err) } if conn.service == "rst" && err.contains("reset"))).await;
+    assert!(matches!(ev, Event::ConnClosed { .. }));
+    assert_eq!(e.service_status("rst").expect("status").state, ServiceState::Running);
+    assert_eq!(tcp_hello(listening(&e, "ok")).await.expect("other service").0, "good");
+    rst.abort();
 }

@@ -102,7 +102,7 @@ async fn read_buffer_size_truncates_datagrams_like_gost() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refusing_target_is_marked_and_skipped() {
     let dead = {
-        let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let s = std::net::UdpSocket::bind("127.0.0.207:0").expect("bind");
         s.local_addr().expect("addr")
     };
     let b1 = udp_backend("127.0.0.1", "b1").await;

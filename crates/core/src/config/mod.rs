@@ -2,6 +2,7 @@
 //! saving, and the checks that run before a service starts.
 
 pub mod duration;
+pub mod emit;
 pub mod load;
 pub mod registry;
 pub mod spanned;
@@ -16,7 +17,10 @@ pub use url::{build_from_cmd, UrlError};
 impl Config {
     /// GOST's YAML shape (what `gost -O yaml` prints).
     pub fn to_yaml(&self) -> String {
-        serde_yaml::to_string(self).unwrap_or_else(|e| format!("# cannot serialise: {e}\n"))
+        match serde_yaml::to_value(self) {
+            Ok(v) => emit::to_gost_yaml(&v),
+            Err(e) => format!("# cannot serialise: {e}\n"),
+        }
     }
 
     /// GOST's JSON shape (`gost -O json`): durations in nanoseconds, as Go's encoder writes them.
