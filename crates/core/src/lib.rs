@@ -8,6 +8,7 @@ pub mod config;
 pub mod engine;
 pub mod io;
 pub mod logging;
+pub mod rule;
 pub mod selector;
 pub mod service;
 pub mod stats;

@@ -1,0 +1,237 @@
+//! The types the window and the app exchange. One definition: `ts-rs` writes the
+//! TypeScript side into `ui/src/lib/bindings/` (`cargo test -p portway-ipc
+//! export_bindings` regenerates them), so the two cannot drift.
+
+use portway_core::rule::{Rule, RuleKind};
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
+
+/// A rule as the form edits it (mirrors `portway_core::rule::Rule`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export)]
+pub struct RuleDraft {
+    pub name: String,
+    pub kind: RuleKindDto,
+    /// Listen address, e.g. `127.0.0.1:8080` or `:8080`.
+    pub listen: String,
+    pub targets: Vec<String>,
+    /// round | rand | fifo | hash
+    pub strategy: String,
+    pub max_fails: u32,
+    pub fail_timeout_secs: u32,
+    pub keep_alive: bool,
+    pub ttl_secs: u32,
+    /// A chain of the profile, or "".
+    pub chain: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export)]
+pub enum RuleKindDto {
+    LocalTcp,
+    LocalUdp,
+    RemoteTcp,
+    RemoteUdp,
+    ServerSide,
+}
+
+impl From<RuleKind> for RuleKindDto {
+    fn from(k: RuleKind) -> Self {
+        match k {
+            RuleKind::LocalTcp => RuleKindDto::LocalTcp,
+            RuleKind::LocalUdp => RuleKindDto::LocalUdp,
+            RuleKind::RemoteTcp => RuleKindDto::RemoteTcp,
+            RuleKind::RemoteUdp => RuleKindDto::RemoteUdp,
+            RuleKind::ServerSide => RuleKindDto::ServerSide,
+        }
+    }
+}
+
+impl From<RuleKindDto> for RuleKind {
+    fn from(k: RuleKindDto) -> Self {
+        match k {
+            RuleKindDto::LocalTcp => RuleKind::LocalTcp,
+            RuleKindDto::LocalUdp => RuleKind::LocalUdp,
+            RuleKindDto::RemoteTcp => RuleKind::RemoteTcp,
+            RuleKindDto::RemoteUdp => RuleKind::RemoteUdp,
+            RuleKindDto::ServerSide => RuleKind::ServerSide,
+        }
+    }
+}
+
+impl From<Rule> for RuleDraft {
+    fn from(r: Rule) -> Self {
+        RuleDraft {
+            name: r.name,
+            kind: r.kind.into(),
+            listen: r.listen,
+            targets: r.targets,
+            strategy: r.strategy,
+            max_fails: r.max_fails,
+            fail_timeout_secs: r.fail_timeout_secs,
+            keep_alive: r.keep_alive,
+            ttl_secs: r.ttl_secs,
+            chain: r.chain,
+        }
+    }
+}
+
+impl From<RuleDraft> for Rule {
+    fn from(d: RuleDraft) -> Self {
+        Rule {
+            name: d.name,
+            kind: d.kind.into(),
+            listen: d.listen,
+            targets: d.targets,
+            strategy: d.strategy,
+            max_fails: d.max_fails,
+            fail_timeout_secs: d.fail_timeout_secs,
+            keep_alive: d.keep_alive,
+            ttl_secs: d.ttl_secs,
+            chain: d.chain,
+        }
+    }
+}
+
+/// running | stopped | disabled | failed
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export)]
+pub enum RuleState {
+    Running,
+    Stopped,
+    Disabled,
+    Failed,
+}
+
+/// A rule in the Rules view: the form's fields plus what the engine says.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export)]
+pub struct RuleView {
+    pub rule: RuleDraft,
+    pub enabled: bool,
+    pub state: RuleState,
+    /// The engine's message when `state` is failed.
+    pub error: Option<String>,
+    /// Where it really listens (`127.0.0.1:8080`).
+    pub listening: Vec<String>,
+    /// `gost -L …` for this rule, when it can be written as one.
+    pub gost_cmdline: Option<String>,
+}
+
+/// Live numbers for one rule, one frame per stats tick.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export)]
+pub struct RuleStats {
+    pub name: String,
+    #[ts(type = "number")]
+    pub active: u64,
+    #[ts(type = "number")]
+    pub total: u64,
+    /// Bytes from clients towards targets.
+    #[ts(type = "number")]
+    pub bytes_in: u64,
+    /// Bytes back to clients.
+    #[ts(type = "number")]
+    pub bytes_out: u64,
+    /// Bytes per second, last tick.
+    #[ts(type = "number")]
+    pub rate_in: u64,
+    #[ts(type = "number")]
+    pub rate_out: u64,
+    #[ts(type = "number")]
+    pub errors: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export)]
+pub struct StatsFrame {
+    /// Unix milliseconds.
+    #[ts(type = "number")]
+    pub time: u64,
+    pub rules: Vec<RuleStats>,
+}
+
+/// Everything the window shows at start and after each change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export)]
+pub struct AppSnapshot {
+    pub profiles: Vec<String>,
+    pub active_profile: String,
+    pub rules: Vec<RuleView>,
+    /// Chains of the active profile (for the rule editor's chain picker).
+    pub chains: Vec<String>,
+    /// Services of the profile the form cannot show (proxies …); they run as written.
+    pub other_services: Vec<String>,
+    /// What the loader said about the profile file (unsupported keys …).
+    pub warnings: Vec<String>,
+}
+
+/// What an import would create, before anything is written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export)]
+pub struct ImportPreview {
+    /// yaml | json | cmdline
+    pub format: String,
+    pub rules: Vec<RuleDraft>,
+    pub other_services: Vec<String>,
+    pub chains: Vec<String>,
+    /// Every key Portway cannot represent or does not run, named.
+    pub warnings: Vec<String>,
+}
+
+/// What went wrong, where: commands never return bare strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export)]
+pub enum ErrorCode {
+    /// A form field is wrong (see `field`).
+    Invalid,
+    /// A file or pasted text does not parse (GOST v2 included).
+    Parse,
+    NotFound,
+    AlreadyExists,
+    /// Reading or writing the profile store failed.
+    Storage,
+    /// The engine refused (e.g. a port in use).
+    Engine,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS, thiserror::Error)]
+#[serde(rename_all = "camelCase")]
+#[error("{message}")]
+#[ts(export)]
+pub struct AppError {
+    pub code: ErrorCode,
+    pub message: String,
+    /// The rule it concerns.
+    pub rule: Option<String>,
+    /// The form field it concerns (`listen`, `targets.1`, …).
+    pub field: Option<String>,
+    /// Whether trying again may help.
+    pub retryable: bool,
+}
+
+impl AppError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> AppError {
+        AppError { code, message: message.into(), rule: None, field: None, retryable: false }
+    }
+}
+
+/// The GOST equivalents of a rule, for the editor to show and copy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export)]
+pub struct RulePreview {
+    /// `gost -L …`, when the rule (and its chain) can be written as a command line.
+    pub cmdline: Option<String>,
+    /// The rule's `services` entry (and chain) in GOST YAML.
+    pub yaml: String,
+}
