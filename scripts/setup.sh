@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
-# Installs what Portway's build and tests need on Debian 12. Idempotent and quick
-# when everything is there already.
+# Installs what Portway's build and tests need on Debian 12: Debian packages (the
+# WebKitGTK stack for the app, Xvfb and WebKitWebDriver for its end-to-end test),
+# the npm packages of the window, selenium/pytest, and tauri-driver. Idempotent
+# and quick when everything is there already.
 set -euo pipefail
+cd "$(dirname "$0")/.."
+SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
 need=()
-for pkg in build-essential pkg-config curl iproute2 procps; do
+for pkg in build-essential pkg-config curl iproute2 procps libssl-dev file \
+           libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev libxdo-dev \
+           xvfb xauth imagemagick webkit2gtk-driver at-spi2-core dbus-x11 python3-venv; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if ((${#need[@]})); then
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
@@ -18,3 +23,7 @@ if ! command -v cargo >/dev/null 2>&1; then
   echo "setup: Rust is not installed. Install it with rustup (https://rustup.rs), then run this again." >&2
   exit 1
 fi
+if ! command -v npm >/dev/null 2>&1; then
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
+[ -d node_modules ] || npm ci --no-audit --no-fund --loglevel=error

@@ -10,7 +10,7 @@ use portway_core::Engine;
 use std::io::{Read, Write};
 use std::process::ExitCode;
 
-const DEFAULT_PROFILE: &str = include_str!("default-profile.yaml");
+use portway_core::store::DEFAULT_PROFILE;
 
 /// Where the config comes from, so SIGHUP can read it again.
 enum Source {

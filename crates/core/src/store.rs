@@ -247,3 +247,6 @@ impl ProfileStore {
         self.save_settings(&s)
     }
 }
+
+/// The profile written on first run when no profile exists (CLI and app alike).
+pub const DEFAULT_PROFILE: &str = include_str!("default-profile.yaml");

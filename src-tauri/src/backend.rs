@@ -1,0 +1,323 @@
+//! What the window's commands do, without Tauri: profile store + engine on the
+//! app's own tokio runtime. Commands are thin wrappers over these methods, and the
+//! tests call them directly with a real engine and real sockets.
+
+use portway_core::config::{build_from_cmd, load_str, Config, Loaded};
+use portway_core::engine::ServiceStatus;
+use portway_core::rule::{rules_of, upsert, Rule};
+use portway_core::stats::{Event, ServiceState};
+use portway_core::store::{ProfileStore, StoreError, DEFAULT_PROFILE};
+use portway_core::Engine;
+use portway_ipc::*;
+use std::sync::Mutex;
+use tokio::runtime::Runtime;
+use tokio::sync::broadcast;
+
+pub struct Backend {
+    /// The engine's own runtime: forwarding never shares threads with the UI's.
+    rt: Runtime,
+    engine: Engine,
+    store: ProfileStore,
+    active: Mutex<String>,
+    /// Load warnings of the active profile.
+    warnings: Mutex<Vec<String>>,
+}
+
+fn store_err(e: StoreError) -> AppError {
+    match e {
+        StoreError::Load(l) => AppError { code: ErrorCode::Parse, message: l.to_string(), rule: None, field: None, retryable: false },
+        StoreError::NoSuchProfile(n) => AppError::new(ErrorCode::NotFound, format!("no profile named {n:?}")),
+        StoreError::Exists(n) => AppError::new(ErrorCode::AlreadyExists, format!("a profile named {n:?} already exists")),
+        StoreError::BadName(_) => AppError { field: Some("name".into()), ..AppError::new(ErrorCode::Invalid, e.to_string()) },
+        other => AppError { retryable: true, ..AppError::new(ErrorCode::Storage, other.to_string()) },
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A pasted `gost -L … -F …` line (with or without the program name).
+fn parse_cmdline(text: &str) -> Option<Result<Config, AppError>> {
+    let t = text.trim();
+    let looks = t.starts_with("gost") || t.starts_with("./gost") || t.starts_with("portway") || t.starts_with("-L") || t.starts_with("-F");
+    if !looks {
+        return None;
+    }
+    let words = match shell_words::split(t) {
+        Ok(w) => w,
+        Err(e) => return Some(Err(AppError::new(ErrorCode::Parse, format!("command line: {e}")))),
+    };
+    let (mut l, mut f) = (Vec::new(), Vec::new());
+    let mut it = words.into_iter().peekable();
+    if it.peek().is_some_and(|w| !w.starts_with('-')) {
+        it.next(); // program name
+    }
+    while let Some(w) = it.next() {
+        let flag = w.trim_start_matches('-');
+        let (name, inline) = match flag.split_once('=') {
+            Some((n, v)) => (n.to_string(), Some(v.to_string())),
+            None => (flag.to_string(), None),
+        };
+        let mut val = || inline.clone().or_else(|| it.next());
+        match name.as_str() {
+            "L" => match val() {
+                Some(v) => l.push(v),
+                None => return Some(Err(AppError::new(ErrorCode::Parse, "-L needs a URL"))),
+            },
+            "F" => match val() {
+                Some(v) => f.push(v),
+                None => return Some(Err(AppError::new(ErrorCode::Parse, "-F needs a URL"))),
+            },
+            "D" | "DD" => {}
+            other => return Some(Err(AppError::new(ErrorCode::Parse, format!("command line: -{other} is not something an imported profile can hold (only -L and -F)")))),
+        }
+    }
+    Some(build_from_cmd(&l, &f).map_err(|e| AppError::new(ErrorCode::Parse, e.to_string())))
+}
+
+fn state_of(s: &ServiceStatus) -> (RuleState, Option<String>) {
+    match &s.state {
+        ServiceState::Running => (RuleState::Running, None),
+        ServiceState::Stopped => (RuleState::Stopped, None),
+        ServiceState::Disabled => (RuleState::Disabled, None),
+        ServiceState::Failed { error } => (RuleState::Failed, Some(error.clone())),
+    }
+}
+
+impl Backend {
+    /// Opens the store (creating the default profile on first run) and runs the
+    /// active profile.
+    pub fn start(store: ProfileStore) -> Result<Backend, AppError> {
+        let rt = tokio::runtime::Builder::new_multi_thread().thread_name("portway-engine").enable_all().build().map_err(|e| AppError::new(ErrorCode::Engine, format!("cannot start the engine: {e}")))?;
+        let engine = {
+            let _g = rt.enter();
+            Engine::new()
+        };
+        let settings = store.settings().map_err(store_err)?;
+        let mut active = settings.active_profile.clone().unwrap_or_else(|| "default".into());
+        if !store.exists(&active) {
+            let names = store.list().map_err(store_err)?;
+            match names.first() {
+                Some(n) if settings.active_profile.is_none() => active = n.clone(),
+                _ => {
+                    active = "default".into();
+                    if !store.exists("default") {
+                        store.save_text("default", DEFAULT_PROFILE).map_err(store_err)?;
+                    }
+                }
+            }
+        }
+        let b = Backend { rt, engine, store, active: Mutex::new(active.clone()), warnings: Mutex::new(Vec::new()) };
+        // A profile that does not parse must not keep the window from opening:
+        // the snapshot shows the error, nothing is overwritten.
+        if let Err(e) = b.activate(&active) {
+            lock(&b.warnings).push(format!("profile {active:?} could not be loaded: {}", e.message));
+        }
+        Ok(b)
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub fn runtime(&self) -> &Runtime {
+        &self.rt
+    }
+
+    fn load_active(&self) -> Result<(String, Loaded), AppError> {
+        let name = lock(&self.active).clone();
+        let loaded = self.store.load(&name).map_err(store_err)?;
+        Ok((name, loaded))
+    }
+
+    fn apply(&self, cfg: Config, disabled: Vec<String>) {
+        self.engine.set_disabled(disabled);
+        let e = self.engine.clone();
+        self.rt.block_on(async move { e.apply(cfg).await });
+    }
+
+    /// Loads `name`, makes it the active profile and runs it.
+    fn activate(&self, name: &str) -> Result<(), AppError> {
+        let loaded = self.store.load(name).map_err(store_err)?;
+        let settings = self.store.settings().map_err(store_err)?;
+        self.store.set_active(name).map_err(store_err)?;
+        *lock(&self.active) = name.to_string();
+        *lock(&self.warnings) = loaded.warnings.iter().map(|w| w.to_string()).collect();
+        self.apply(loaded.config, settings.disabled.get(name).cloned().unwrap_or_default());
+        Ok(())
+    }
+
+    pub fn snapshot(&self) -> Result<AppSnapshot, AppError> {
+        let active = lock(&self.active).clone();
+        let profiles = self.store.list().map_err(store_err)?;
+        let cfg = self.engine.config();
+        let (rules, other) = rules_of(&cfg);
+        let status = self.engine.status();
+        let views = rules
+            .into_iter()
+            .map(|r| {
+                let st = status.iter().find(|s| s.name == r.name);
+                let (state, error) = st.map(state_of).unwrap_or((RuleState::Stopped, None));
+                RuleView {
+                    gost_cmdline: r.gost_cmdline(&cfg),
+                    enabled: st.map(|s| s.enabled).unwrap_or(true),
+                    state,
+                    error,
+                    listening: st.map(|s| s.listening.iter().map(|a| a.to_string()).collect()).unwrap_or_default(),
+                    rule: r.into(),
+                }
+            })
+            .collect();
+        Ok(AppSnapshot {
+            profiles,
+            active_profile: active,
+            rules: views,
+            chains: cfg.chains.iter().map(|c| c.name.clone()).collect(),
+            other_services: other,
+            warnings: lock(&self.warnings).clone(),
+        })
+    }
+
+    /// Validates, writes the profile atomically, applies it as a diff.
+    pub fn rule_save(&self, draft: RuleDraft, original: Option<String>) -> Result<AppSnapshot, AppError> {
+        let (name, loaded) = self.load_active()?;
+        let rule: Rule = draft.into();
+        let cfg = upsert(&loaded.config, &rule, original.as_deref()).map_err(|e| AppError {
+            code: ErrorCode::Invalid,
+            message: e.message.clone(),
+            rule: Some(rule.name.clone()),
+            field: Some(e.field.clone()),
+            retryable: false,
+        })?;
+        self.store.save(&name, &cfg).map_err(store_err)?;
+        if let Some(o) = original.filter(|o| *o != rule.name) {
+            // A renamed rule keeps its on/off state.
+            let settings = self.store.settings().map_err(store_err)?;
+            if settings.disabled.get(&name).is_some_and(|d| d.contains(&o)) {
+                self.store.set_service_enabled(&name, &o, true).map_err(store_err)?;
+                self.store.set_service_enabled(&name, &rule.name, false).map_err(store_err)?;
+            }
+        }
+        let settings = self.store.settings().map_err(store_err)?;
+        self.apply(cfg, settings.disabled.get(&name).cloned().unwrap_or_default());
+        self.snapshot()
+    }
+
+    pub fn rule_delete(&self, rule: &str) -> Result<AppSnapshot, AppError> {
+        let (name, loaded) = self.load_active()?;
+        let mut cfg = loaded.config;
+        let before = cfg.services.len();
+        cfg.services.retain(|s| s.name != rule);
+        if cfg.services.len() == before {
+            return Err(AppError { rule: Some(rule.into()), ..AppError::new(ErrorCode::NotFound, format!("no rule named {rule:?}")) });
+        }
+        self.store.save(&name, &cfg).map_err(store_err)?;
+        self.store.set_service_enabled(&name, rule, true).map_err(store_err)?;
+        let settings = self.store.settings().map_err(store_err)?;
+        self.apply(cfg, settings.disabled.get(&name).cloned().unwrap_or_default());
+        self.snapshot()
+    }
+
+    pub fn rule_set_enabled(&self, rule: &str, enabled: bool) -> Result<AppSnapshot, AppError> {
+        let name = lock(&self.active).clone();
+        let e = self.engine.clone();
+        let r = rule.to_string();
+        self.rt
+            .block_on(async move { e.set_enabled(&r, enabled).await })
+            .map_err(|err| AppError { rule: Some(rule.into()), ..AppError::new(ErrorCode::NotFound, err.to_string()) })?;
+        self.store.set_service_enabled(&name, rule, enabled).map_err(store_err)?;
+        self.snapshot()
+    }
+
+    pub fn rule_preview(&self, draft: RuleDraft) -> Result<RulePreview, AppError> {
+        let cfg = self.engine.config();
+        let rule: Rule = draft.into();
+        let base = cfg.services.iter().find(|s| s.name == rule.name);
+        let svc = rule.to_service(base);
+        let mut one = Config { services: vec![svc], ..Default::default() };
+        if let Some(c) = cfg.chain(&rule.chain) {
+            one.chains.push(c.clone());
+        }
+        Ok(RulePreview { cmdline: rule.gost_cmdline(&cfg), yaml: one.to_yaml() })
+    }
+
+    pub fn profile_switch(&self, name: &str) -> Result<AppSnapshot, AppError> {
+        self.activate(name)?;
+        self.snapshot()
+    }
+
+    pub fn profile_create(&self, name: &str) -> Result<AppSnapshot, AppError> {
+        if self.store.exists(name) {
+            return Err(AppError { field: Some("name".into()), ..AppError::new(ErrorCode::AlreadyExists, format!("a profile named {name:?} already exists")) });
+        }
+        self.store.save_text(name, "services: []\n").map_err(store_err)?;
+        self.profile_switch(name)
+    }
+
+    fn parse_import(&self, text: &str, file_name: Option<&str>) -> Result<(String, Config, Vec<String>), AppError> {
+        if let Some(r) = parse_cmdline(text) {
+            return r.map(|c| ("cmdline".to_string(), c, Vec::new()));
+        }
+        let name = file_name.unwrap_or("pasted.yaml");
+        let format = if portway_core::config::load::Format::guess(name, text) == portway_core::config::load::Format::Json { "json" } else { "yaml" };
+        let loaded = load_str(name, text).map_err(|e| AppError::new(ErrorCode::Parse, e.to_string()))?;
+        Ok((format.to_string(), loaded.config, loaded.warnings.iter().map(|w| w.to_string()).collect()))
+    }
+
+    pub fn profile_import_preview(&self, text: &str, file_name: Option<&str>) -> Result<ImportPreview, AppError> {
+        let (format, cfg, mut warnings) = self.parse_import(text, file_name)?;
+        for s in &cfg.services {
+            if let Err(e) = portway_core::config::validate::plan_service(&cfg, s) {
+                warnings.push(format!("will not run yet: {e}"));
+            }
+        }
+        let (rules, other) = rules_of(&cfg);
+        Ok(ImportPreview { format, rules: rules.into_iter().map(Into::into).collect(), other_services: other, chains: cfg.chains.iter().map(|c| c.name.clone()).collect(), warnings })
+    }
+
+    /// Writes the import as profile `name` (a file verbatim, a command line as GOST
+    /// YAML) and switches to it.
+    pub fn profile_import(&self, text: &str, file_name: Option<&str>, name: &str) -> Result<AppSnapshot, AppError> {
+        if self.store.exists(name) {
+            return Err(AppError { field: Some("name".into()), ..AppError::new(ErrorCode::AlreadyExists, format!("a profile named {name:?} already exists")) });
+        }
+        let (format, cfg, _) = self.parse_import(text, file_name)?;
+        if format == "cmdline" {
+            self.store.save(name, &cfg).map_err(store_err)?;
+        } else {
+            self.store.save_text(name, text).map_err(store_err)?;
+        }
+        self.profile_switch(name)
+    }
+
+    /// Sends one frame per stats tick to `send` until it returns false.
+    pub fn stream_stats<F: FnMut(StatsFrame) -> bool + Send + 'static>(&self, mut send: F) {
+        let mut rx = self.engine.subscribe();
+        self.rt.spawn(async move {
+            loop {
+                match rx.recv().await {
+                    Ok(Event::Stats { time, services }) => {
+                        let frame = StatsFrame {
+                            time,
+                            rules: services
+                                .into_iter()
+                                .map(|s| RuleStats { name: s.service, active: s.active, total: s.total, bytes_in: s.bytes_in, bytes_out: s.bytes_out, rate_in: s.rate_in, rate_out: s.rate_out, errors: s.errors })
+                                .collect(),
+                        };
+                        if !send(frame) {
+                            return;
+                        }
+                    }
+                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(_) => return,
+                }
+            }
+        });
+    }
+
+    pub fn shutdown(&self) {
+        let e = self.engine.clone();
+        self.rt.block_on(async move { e.shutdown().await });
+    }
+}

@@ -1,0 +1,152 @@
+// The one typed IPC layer: every `invoke` of the window lives here, typed with the
+// bindings ts-rs generates from crates/ipc (never hand-written). Every command rejects
+// with an AppError; anything else that reaches us (a bare string from a command that is
+// missing, a TypeError outside Tauri) is normalised to one, so callers handle one shape.
+
+import { Channel, invoke, type InvokeArgs } from "@tauri-apps/api/core";
+import type { AppError } from "./bindings/AppError";
+import type { AppSnapshot } from "./bindings/AppSnapshot";
+import type { ErrorCode } from "./bindings/ErrorCode";
+import type { ImportPreview } from "./bindings/ImportPreview";
+import type { RuleDraft } from "./bindings/RuleDraft";
+import type { RulePreview } from "./bindings/RulePreview";
+import type { StatsFrame } from "./bindings/StatsFrame";
+
+export type { AppError, AppSnapshot, ErrorCode, ImportPreview, RuleDraft, RulePreview, StatsFrame };
+
+// Keyed by ErrorCode so the compiler flags a code added on the Rust side.
+const CODES: Record<ErrorCode, true> = {
+  invalid: true,
+  parse: true,
+  notFound: true,
+  alreadyExists: true,
+  storage: true,
+  engine: true,
+};
+
+export function isErrorCode(v: unknown): v is ErrorCode {
+  return typeof v === "string" && Object.prototype.hasOwnProperty.call(CODES, v);
+}
+
+/** True for a well-formed AppError as the Rust side serialises it. */
+export function isAppError(v: unknown): v is AppError {
+  if (typeof v !== "object" || v === null) return false;
+  const o = v as Record<string, unknown>;
+  return (
+    isErrorCode(o.code) &&
+    typeof o.message === "string" &&
+    (o.rule === null || typeof o.rule === "string") &&
+    (o.field === null || typeof o.field === "string") &&
+    typeof o.retryable === "boolean"
+  );
+}
+
+function optString(v: unknown): string | null {
+  return typeof v === "string" && v !== "" ? v : null;
+}
+
+/**
+ * Turns whatever a rejected invoke gave us into an AppError. There is no "internal"
+ * code in the contract, so failures that are not the engine's own answers (IPC
+ * unavailable, a command missing) are reported as `engine` with their text.
+ */
+export function toAppError(e: unknown): AppError {
+  if (isAppError(e)) return { ...e };
+  if (typeof e === "string") {
+    // A command that returned its error pre-serialised.
+    const t = e.trim();
+    if (t.startsWith("{")) {
+      try {
+        const parsed: unknown = JSON.parse(t);
+        if (typeof parsed === "object" && parsed !== null) return toAppError(parsed);
+      } catch {
+        /* not JSON: use the text as it is */
+      }
+    }
+    return { code: "engine", message: e || "Unknown error", rule: null, field: null, retryable: false };
+  }
+  if (e instanceof Error) {
+    return { code: "engine", message: e.message || e.name, rule: null, field: null, retryable: false };
+  }
+  if (typeof e === "object" && e !== null) {
+    // Partly formed (e.g. a newer backend with a code we do not know): keep what we can.
+    const o = e as Record<string, unknown>;
+    const message =
+      typeof o.message === "string" && o.message !== "" ? o.message : safeJson(e);
+    return {
+      code: isErrorCode(o.code) ? o.code : "engine",
+      message,
+      rule: optString(o.rule),
+      field: optString(o.field),
+      retryable: o.retryable === true,
+    };
+  }
+  return { code: "engine", message: e === undefined ? "Unknown error" : String(e), rule: null, field: null, retryable: false };
+}
+
+function safeJson(v: unknown): string {
+  try {
+    return JSON.stringify(v);
+  } catch {
+    return String(v);
+  }
+}
+
+/** The one place that calls invoke. */
+async function call<T>(cmd: string, args?: InvokeArgs): Promise<T> {
+  try {
+    return await invoke<T>(cmd, args);
+  } catch (e) {
+    throw toAppError(e);
+  }
+}
+
+export function appSnapshot(): Promise<AppSnapshot> {
+  return call<AppSnapshot>("app_snapshot");
+}
+
+/** `original`: the rule's name before this edit; null for a new rule. */
+export function ruleSave(draft: RuleDraft, original: string | null): Promise<AppSnapshot> {
+  return call<AppSnapshot>("rule_save", { draft, original });
+}
+
+export function ruleDelete(name: string): Promise<AppSnapshot> {
+  return call<AppSnapshot>("rule_delete", { name });
+}
+
+export function ruleSetEnabled(name: string, enabled: boolean): Promise<AppSnapshot> {
+  return call<AppSnapshot>("rule_set_enabled", { name, enabled });
+}
+
+export function rulePreview(draft: RuleDraft): Promise<RulePreview> {
+  return call<RulePreview>("rule_preview", { draft });
+}
+
+export function profileSwitch(name: string): Promise<AppSnapshot> {
+  return call<AppSnapshot>("profile_switch", { name });
+}
+
+/** Creates an empty profile and makes it active. */
+export function profileCreate(name: string): Promise<AppSnapshot> {
+  return call<AppSnapshot>("profile_create", { name });
+}
+
+/** `text`: pasted or read GOST YAML/JSON, or a `gost -L … -F …` command line. */
+export function profileImportPreview(text: string, fileName: string | null): Promise<ImportPreview> {
+  return call<ImportPreview>("profile_import_preview", { text, fileName });
+}
+
+/** Writes the import as profile `name` and switches to it. */
+export function profileImport(text: string, fileName: string | null, name: string): Promise<AppSnapshot> {
+  return call<AppSnapshot>("profile_import", { text, fileName, name });
+}
+
+/**
+ * Subscribes to the engine's stats: one frame per second arrives on `onFrame`.
+ * The returned channel must stay referenced for as long as frames are wanted.
+ */
+export async function statsSubscribe(onFrame: (frame: StatsFrame) => void): Promise<Channel<StatsFrame>> {
+  const channel = new Channel<StatsFrame>(onFrame);
+  await call<void>("stats_subscribe", { onFrame: channel });
+  return channel;
+}
