@@ -291,6 +291,57 @@ impl Backend {
         self.profile_switch(name)
     }
 
+    pub fn profile_duplicate(&self, name: &str, new_name: &str) -> Result<AppSnapshot, AppError> {
+        let text = self.store.read_text(name).map_err(store_err)?;
+        if self.store.exists(new_name) {
+            return Err(AppError { field: Some("name".into()), ..AppError::new(ErrorCode::AlreadyExists, format!("a profile named {new_name:?} already exists")) });
+        }
+        self.store.save_text(new_name, &text).map_err(store_err)?;
+        self.snapshot()
+    }
+
+    /// Renames a profile; the active one stays active under its new name.
+    pub fn profile_rename(&self, name: &str, new_name: &str) -> Result<AppSnapshot, AppError> {
+        self.store.rename(name, new_name).map_err(|e| {
+            let e = store_err(e);
+            // Only a bad or taken new name is the name field's fault.
+            let field = matches!(e.code, ErrorCode::Invalid | ErrorCode::AlreadyExists).then(|| "name".to_string());
+            AppError { field, ..e }
+        })?;
+        let mut active = lock(&self.active);
+        if *active == name {
+            *active = new_name.to_string();
+        }
+        drop(active);
+        self.snapshot()
+    }
+
+    /// Deletes a profile that is not the active one.
+    pub fn profile_delete(&self, name: &str) -> Result<AppSnapshot, AppError> {
+        if *lock(&self.active) == name {
+            return Err(AppError::new(ErrorCode::Invalid, format!("{name:?} is the active profile: switch to another one before deleting it")));
+        }
+        self.store.delete(name).map_err(store_err)?;
+        self.snapshot()
+    }
+
+    pub fn profile_export(&self, name: &str) -> Result<ProfileExport, AppError> {
+        let yaml = self.store.read_text(name).map_err(store_err)?;
+        let cmdline = load_str(&format!("{name}.yaml"), &yaml).ok().and_then(|l| portway_core::rule::profile_cmdline(&l.config));
+        Ok(ProfileExport { name: name.to_string(), yaml, cmdline })
+    }
+
+    /// Writes the profile as GOST YAML to `path` (chosen in a save dialog), atomically.
+    pub fn profile_export_to(&self, name: &str, path: &std::path::Path) -> Result<(), AppError> {
+        // The window may only write GOST profiles, whatever it asks for.
+        let ext = path.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase());
+        if !matches!(ext.as_deref(), Some("yaml") | Some("yml")) || !path.is_absolute() {
+            return Err(AppError { field: Some("path".into()), ..AppError::new(ErrorCode::Invalid, format!("{}: export to an absolute path ending in .yaml or .yml", path.display())) });
+        }
+        let e = self.profile_export(name)?;
+        portway_core::store::atomic_write(path, e.yaml.as_bytes()).map_err(|err| AppError { retryable: true, ..AppError::new(ErrorCode::Storage, format!("{}: {err}", path.display())) })
+    }
+
     /// Sends one frame per stats tick to `send` until it returns false.
     pub fn stream_stats<F: FnMut(StatsFrame) -> bool + Send + 'static>(&self, mut send: F) {
         let mut rx = self.engine.subscribe();

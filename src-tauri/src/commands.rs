@@ -67,3 +67,29 @@ pub fn stats_subscribe(b: State<'_, Shared>, on_frame: Channel<StatsFrame>) -> R
     b.stream_stats(move |f| on_frame.send(f).is_ok());
     Ok(())
 }
+
+#[tauri::command]
+pub async fn profile_duplicate(b: State<'_, Shared>, name: String, new_name: String) -> Result<AppSnapshot, AppError> {
+    run(&b, move |b| b.profile_duplicate(&name, &new_name)).await
+}
+
+#[tauri::command]
+pub async fn profile_rename(b: State<'_, Shared>, name: String, new_name: String) -> Result<AppSnapshot, AppError> {
+    run(&b, move |b| b.profile_rename(&name, &new_name)).await
+}
+
+#[tauri::command]
+pub async fn profile_delete(b: State<'_, Shared>, name: String) -> Result<AppSnapshot, AppError> {
+    run(&b, move |b| b.profile_delete(&name)).await
+}
+
+#[tauri::command]
+pub async fn profile_export(b: State<'_, Shared>, name: String) -> Result<ProfileExport, AppError> {
+    run(&b, move |b| b.profile_export(&name)).await
+}
+
+/// Writes the profile to a path the user chose in the save dialog.
+#[tauri::command]
+pub async fn profile_export_to(b: State<'_, Shared>, name: String, path: String) -> Result<(), AppError> {
+    run(&b, move |b| b.profile_export_to(&name, std::path::Path::new(&path))).await
+}

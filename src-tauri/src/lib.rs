@@ -35,6 +35,7 @@ pub fn run() {
             }
         }))
         .plugin(tauri_plugin_window_state::Builder::default().build())
+        .plugin(tauri_plugin_dialog::init())
         .manage(backend)
         .invoke_handler(tauri::generate_handler![
             commands::app_snapshot,
@@ -47,6 +48,11 @@ pub fn run() {
             commands::profile_import_preview,
             commands::profile_import,
             commands::stats_subscribe,
+            commands::profile_duplicate,
+            commands::profile_rename,
+            commands::profile_delete,
+            commands::profile_export,
+            commands::profile_export_to,
         ])
         .run(tauri::generate_context!());
     for_exit.shutdown();

@@ -231,3 +231,31 @@ fn a_corrupt_profile_still_opens_the_window_and_is_not_overwritten() {
     assert_eq!(std::fs::read_to_string(dir.path().join("profiles/default.yaml")).expect("kept"), broken);
     b.shutdown();
 }
+
+#[test]
+fn profiles_duplicate_rename_delete_and_export() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let b = backend(dir.path());
+    let s = b.profile_duplicate("default", "copy").expect("duplicate");
+    assert_eq!(s.profiles, vec!["copy", "default"]);
+    assert_eq!(std::fs::read(dir.path().join("profiles/copy.yaml")).expect("copy"), std::fs::read(dir.path().join("profiles/default.yaml")).expect("orig"));
+    assert_eq!(b.profile_duplicate("default", "copy").expect_err("exists").code, ErrorCode::AlreadyExists);
+    let e = b.profile_delete("default").expect_err("active");
+    assert!(e.message.contains("active profile"), "{}", e.message);
+    let s = b.profile_rename("default", "home").expect("rename the active profile");
+    assert_eq!(s.active_profile, "home");
+    assert_eq!(s.profiles, vec!["copy", "home"]);
+    let s = b.profile_delete("copy").expect("delete");
+    assert_eq!(s.profiles, vec!["home"]);
+    let ex = b.profile_export("home").expect("export");
+    assert!(ex.yaml.contains("name: web"));
+    assert_eq!(ex.cmdline.as_deref(), Some("gost -L \"tcp://127.0.0.1:8080/127.0.0.1:8000\""));
+    let out = dir.path().join("exported.yaml");
+    b.profile_export_to("home", &out).expect("export to file");
+    let back = portway_core::config::load_file(&out).expect("GOST YAML loads back");
+    assert_eq!(back.config.services[0].name, "web");
+    assert_eq!(b.profile_export_to("home", &dir.path().join("x.sh")).expect_err("not yaml").code, ErrorCode::Invalid);
+    assert!(b.profile_export("../etc").is_err(), "names cannot leave the profiles folder");
+    assert!(b.profile_duplicate("../x", "y").is_err());
+    b.shutdown();
+}

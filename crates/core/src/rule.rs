@@ -282,7 +282,10 @@ impl Rule {
                 }
                 let c = n.connector.as_ref().map(|c| c.kind.as_str()).unwrap_or("http");
                 let d = n.dialer.as_ref().map(|d| d.kind.as_str()).unwrap_or("tcp");
-                let scheme = if c == d { c.to_string() } else { format!("{c}+{d}") };
+                // `socks5://` means socks5 over tcp in GOST (socks5 is no dialer): use
+                // the short form where GOST's fallback gives the same node.
+                let short = d == "tcp" && !crate::config::registry::GOST_DIALERS.contains(&c);
+                let scheme = if c == d || short { c.to_string() } else { format!("{c}+{d}") };
                 let auth = n.connector.as_ref().and_then(|c| c.auth.as_ref()).or(n.dialer.as_ref().and_then(|d| d.auth.as_ref()));
                 let ui = match auth {
                     Some(a) if !a.username.is_empty() => format!("{}:{}@", a.username, a.password),
@@ -394,5 +397,54 @@ mod tests {
         assert_eq!(out.services.len(), 2);
         assert_eq!(out.services[1].name, "b2");
         assert_eq!(out.services[0], c.services[0]);
+    }
+}
+
+/// The whole profile as one `gost` command line, when GOST's CLI can say it: every
+/// service is a rule the form shows, and they share one chain (or none) whose hops
+/// each have a single node.
+pub fn profile_cmdline(cfg: &Config) -> Option<String> {
+    let (rules, other) = rules_of(cfg);
+    if !other.is_empty() || rules.is_empty() {
+        return None;
+    }
+    let chain = rules[0].chain.clone();
+    if rules.iter().any(|r| r.chain != chain) {
+        return None;
+    }
+    let mut parts = vec!["gost".to_string()];
+    let mut chain_flags = String::new();
+    for (i, r) in rules.iter().enumerate() {
+        let one = r.gost_cmdline(cfg)?;
+        let rest = one.strip_prefix("gost ")?;
+        // `-L "…"` first, then the chain's `-F` flags (the same for every rule).
+        let (l, f) = match rest.find(" -F ") {
+            Some(at) => (&rest[..at], &rest[at..]),
+            None => (rest, ""),
+        };
+        parts.push(l.to_string());
+        if i == 0 {
+            chain_flags = f.to_string();
+        }
+    }
+    Some(format!("{}{}", parts.join(" "), chain_flags))
+}
+
+#[cfg(test)]
+mod profile_tests {
+    use super::*;
+    use crate::config::{build_from_cmd, load_str};
+
+    #[test]
+    fn a_profile_of_rules_is_one_command_line_that_builds_back() {
+        let c = build_from_cmd(
+            &["tcp://:8080/127.0.0.1:80,127.0.0.2:80?strategy=fifo&maxFails=2&failTimeout=30s".into(), "udp://:10053/127.0.0.1:53?keepAlive=true&ttl=9s".into()],
+            &["forward://127.0.0.9:8443".into()],
+        )
+        .expect("builds");
+        let line = profile_cmdline(&c).expect("representable");
+        assert_eq!(line, "gost -L \"tcp://:8080/127.0.0.1:80,127.0.0.2:80?strategy=fifo&maxFails=2&failTimeout=30s\" -L \"udp://:10053/127.0.0.1:53?keepAlive=true&ttl=9s\" -F \"forward://127.0.0.9:8443\"");
+        let c2 = load_str("x.yaml", "services:\n- name: p\n  addr: :1080\n  handler: {type: socks5}\n  listener: {type: tcp}\n").expect("loads").config;
+        assert_eq!(profile_cmdline(&c2), None, "a proxy service is not a forwarding rule");
     }
 }

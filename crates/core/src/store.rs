@@ -146,6 +146,17 @@ impl ProfileStore {
         Ok(load_str(&path.display().to_string(), &src)?)
     }
 
+    /// The profile file's text, as saved (export, duplicate).
+    pub fn read_text(&self, name: &str) -> Result<String, StoreError> {
+        check_name(name)?;
+        let path = self.profile_path(name);
+        match std::fs::read_to_string(&path) {
+            Ok(s) => Ok(s),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StoreError::NoSuchProfile(name.into())),
+            Err(e) => Err(io_err(&path, e)),
+        }
+    }
+
     /// Saves atomically. Refuses to replace a file that does not parse (it may hold
     /// hand edits worth keeping).
     pub fn save(&self, name: &str, config: &Config) -> Result<(), StoreError> {

@@ -235,3 +235,15 @@ pub struct RulePreview {
     /// The rule's `services` entry (and chain) in GOST YAML.
     pub yaml: String,
 }
+
+/// A profile as GOST would read it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export)]
+pub struct ProfileExport {
+    pub name: String,
+    /// The profile file (GOST v3 YAML), as saved.
+    pub yaml: String,
+    /// `gost -L … -F …` for the whole profile, when GOST's command line can say it.
+    pub cmdline: Option<String>,
+}

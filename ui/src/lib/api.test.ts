@@ -47,6 +47,42 @@ describe("api wrappers send the contract's command names and camelCase args", ()
     ]);
   });
 
+  it("the profile commands send the contract's names and camelCase args", async () => {
+    const exp = { name: "office", yaml: "services: []\n", cmdline: null };
+    const b = backend({
+      profile_duplicate: () => snapshot(),
+      profile_rename: () => snapshot(),
+      profile_delete: () => snapshot(),
+      profile_export: () => exp,
+      profile_export_to: () => null,
+    });
+    await api.profileDuplicate("default", "default-2");
+    await api.profileRename("office", "work");
+    await api.profileDelete("work");
+    await expect(api.profileExport("office")).resolves.toEqual(exp);
+    await api.profileExportTo("office", "/tmp/office.yaml");
+    expect(b.calls.map((c) => [c.cmd, c.args])).toEqual([
+      ["profile_duplicate", { name: "default", newName: "default-2" }],
+      ["profile_rename", { name: "office", newName: "work" }],
+      ["profile_delete", { name: "work" }],
+      ["profile_export", { name: "office" }],
+      ["profile_export_to", { name: "office", path: "/tmp/office.yaml" }],
+    ]);
+  });
+
+  it("chooseExportPath asks the dialog plugin for <profile>.yaml and normalises its errors", async () => {
+    let answer: () => unknown = () => "/home/me/office.yaml";
+    const b = backend({ "plugin:dialog|save": () => answer() });
+    await expect(api.chooseExportPath("office")).resolves.toBe("/home/me/office.yaml");
+    expect(b.callsOf("plugin:dialog|save")[0].args).toEqual({
+      options: { title: "Export profile “office”", defaultPath: "office.yaml", filters: [{ name: "GOST YAML", extensions: ["yaml", "yml"] }] },
+    });
+    answer = () => null;
+    await expect(api.chooseExportPath("office")).resolves.toBeNull();
+    answer = () => Promise.reject("dialog.save not allowed. Permissions associated with this command: dialog:allow-save");
+    await expect(api.chooseExportPath("office")).rejects.toMatchObject({ code: "engine", message: expect.stringContaining("dialog:allow-save") });
+  });
+
   it("stats_subscribe passes a Channel whose frames reach the callback in order", async () => {
     const b = backend();
     const got: number[] = [];

@@ -2,17 +2,20 @@
 // bindings ts-rs generates from crates/ipc (never hand-written). Every command rejects
 // with an AppError; anything else that reaches us (a bare string from a command that is
 // missing, a TypeError outside Tauri) is normalised to one, so callers handle one shape.
+// The dialog plugin's save() is an invoke too (plugin:dialog|save): it is wrapped here.
 
 import { Channel, invoke, type InvokeArgs } from "@tauri-apps/api/core";
+import { save } from "@tauri-apps/plugin-dialog";
 import type { AppError } from "./bindings/AppError";
 import type { AppSnapshot } from "./bindings/AppSnapshot";
 import type { ErrorCode } from "./bindings/ErrorCode";
 import type { ImportPreview } from "./bindings/ImportPreview";
+import type { ProfileExport } from "./bindings/ProfileExport";
 import type { RuleDraft } from "./bindings/RuleDraft";
 import type { RulePreview } from "./bindings/RulePreview";
 import type { StatsFrame } from "./bindings/StatsFrame";
 
-export type { AppError, AppSnapshot, ErrorCode, ImportPreview, RuleDraft, RulePreview, StatsFrame };
+export type { AppError, AppSnapshot, ErrorCode, ImportPreview, ProfileExport, RuleDraft, RulePreview, StatsFrame };
 
 // Keyed by ErrorCode so the compiler flags a code added on the Rust side.
 const CODES: Record<ErrorCode, true> = {
@@ -139,6 +142,44 @@ export function profileImportPreview(text: string, fileName: string | null): Pro
 /** Writes the import as profile `name` and switches to it. */
 export function profileImport(text: string, fileName: string | null, name: string): Promise<AppSnapshot> {
   return call<AppSnapshot>("profile_import", { text, fileName, name });
+}
+
+/** Copies profile `name`'s file as `newName`; the active profile does not change. */
+export function profileDuplicate(name: string, newName: string): Promise<AppSnapshot> {
+  return call<AppSnapshot>("profile_duplicate", { name, newName });
+}
+
+/** Renames a profile; the active one stays active under its new name. */
+export function profileRename(name: string, newName: string): Promise<AppSnapshot> {
+  return call<AppSnapshot>("profile_rename", { name, newName });
+}
+
+/** Deletes a profile's file. The engine refuses (`invalid`) for the active profile. */
+export function profileDelete(name: string): Promise<AppSnapshot> {
+  return call<AppSnapshot>("profile_delete", { name });
+}
+
+/** The profile as GOST reads it: its YAML, and a command line when GOST's can say it. */
+export function profileExport(name: string): Promise<ProfileExport> {
+  return call<ProfileExport>("profile_export", { name });
+}
+
+/** Writes the profile's GOST YAML to `path` (atomically). */
+export function profileExportTo(name: string, path: string): Promise<void> {
+  return call<void>("profile_export_to", { name, path });
+}
+
+/** The system's save dialog for exporting profile `name`; null when cancelled. */
+export async function chooseExportPath(name: string): Promise<string | null> {
+  try {
+    return await save({
+      title: `Export profile “${name}”`,
+      defaultPath: `${name}.yaml`,
+      filters: [{ name: "GOST YAML", extensions: ["yaml", "yml"] }],
+    });
+  } catch (e) {
+    throw toAppError(e);
+  }
 }
 
 /**
