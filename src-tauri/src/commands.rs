@@ -15,9 +15,20 @@ async fn run<T: Send + 'static>(b: &Shared, f: impl FnOnce(&Backend) -> Result<T
     tauri::async_runtime::spawn_blocking(move || f(&b)).await.map_err(|e| AppError::new(ErrorCode::Engine, format!("internal error: {e}")))?
 }
 
+/// When the process started, for the "first snapshot served" log line (the window
+/// renders the rules list from it: our cold-start figure).
+pub static STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+
 #[tauri::command]
 pub async fn app_snapshot(b: State<'_, Shared>) -> Result<AppSnapshot, AppError> {
-    run(&b, |b| b.snapshot()).await
+    static FIRST: std::sync::Once = std::sync::Once::new();
+    let r = run(&b, |b| b.snapshot()).await;
+    FIRST.call_once(|| {
+        if let Some(t) = STARTED.get() {
+            tracing::info!("first snapshot served {} ms after start", t.elapsed().as_millis());
+        }
+    });
+    r
 }
 
 #[tauri::command]

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use tauri::Manager;
 
 pub fn run() {
+    let _ = commands::STARTED.set(std::time::Instant::now());
     portway_core::logging::init(0);
     let _ = portway_core::sys::raise_nofile_limit();
     // Blank windows on some GPUs with WebKitGTK's DMA-BUF renderer: off unless the

@@ -1,0 +1,169 @@
+#!/usr/bin/env python3
+"""Measures the desktop app as the issue asks: cold start to the first rules list,
+idle memory of the app (its process and WebKit's), and the app's CPU while the
+Rules view shows 1,000 live connections. Prints a Markdown table.
+
+    python3 tests/bench/app_speed.py [path/to/portway-app]   (default: target/release/portway-app)
+
+Runs under its own Xvfb; every process it starts is stopped by PID; traffic stays
+on 127.0.0.1.
+"""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+APP = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "target", "release", "portway-app")
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def tree(pid):
+    """pid and all its descendants."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            with open("/proc/%d/task/%d/children" % (p, p)) as f:
+                todo += [int(c) for c in f.read().split()]
+        except OSError:
+            pass
+    return out
+
+
+def cpu_secs(pids):
+    t = 0
+    for p in pids:
+        try:
+            with open("/proc/%d/stat" % p) as f:
+                parts = f.read().rsplit(")", 1)[1].split()
+            t += int(parts[11]) + int(parts[12])
+        except OSError:
+            pass
+    return t / TICK
+
+
+def pss_mib(pids):
+    kib = 0
+    for p in pids:
+        try:
+            with open("/proc/%d/smaps_rollup" % p) as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        kib += int(line.split()[1])
+        except OSError:
+            pass
+    return kib / 1024
+
+
+def echo_server():
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", 0))
+    s.listen(4096)
+
+    def serve(c):
+        with c:
+            while True:
+                d = c.recv(4096)
+                if not d:
+                    return
+                c.sendall(d)
+
+    def loop():
+        while True:
+            try:
+                c, _ = s.accept()
+            except OSError:
+                return
+            threading.Thread(target=serve, args=(c,), daemon=True).start()
+
+    threading.Thread(target=loop, daemon=True).start()
+    return s
+
+
+def main():
+    procs = []
+    cfg = tempfile.mkdtemp(prefix="portway-bench-")
+    backend = echo_server()
+    port = free_port()
+    os.makedirs(os.path.join(cfg, "profiles"))
+    with open(os.path.join(cfg, "profiles", "bench.yaml"), "w") as f:
+        f.write("services:\n- name: bench\n  addr: 127.0.0.1:%d\n  handler: {type: tcp}\n  listener: {type: tcp}\n"
+                "  forwarder: {nodes: [{name: target-0, addr: \"127.0.0.1:%d\"}]}\n" % (port, backend.getsockname()[1]))
+    with open(os.path.join(cfg, "settings.json"), "w") as f:
+        f.write('{"activeProfile": "bench"}')
+    r, w = os.pipe()
+    xvfb = subprocess.Popen(["Xvfb", "-displayfd", str(w), "-screen", "0", "1280x800x24", "-nolisten", "tcp"], pass_fds=[w])
+    os.close(w)
+    procs.append(xvfb)
+    display = b""
+    while not display.endswith(b"\n"):
+        display += os.read(r, 16)
+    env = dict(os.environ, DISPLAY=":" + display.decode().strip(), PORTWAY_CONFIG_DIR=cfg)
+    log = tempfile.TemporaryFile()
+    t0 = time.time()
+    app = subprocess.Popen([APP], env=env, stderr=log, stdout=subprocess.DEVNULL)
+    procs.append(app)
+    first_ms = None
+    deadline = time.time() + 30
+    while time.time() < deadline and first_ms is None:
+        log.seek(0)
+        m = re.search(rb"first snapshot served (\d+) ms", log.read())
+        if m:
+            first_ms = int(m.group(1))
+        time.sleep(0.05)
+    wall_first = time.time() - t0
+    time.sleep(10)
+    pids = tree(app.pid)
+    idle_pss = pss_mib(pids)
+    c0 = cpu_secs(pids)
+    time.sleep(10)
+    idle_cpu = (cpu_secs(tree(app.pid)) - c0) / 10 * 100
+    conns = []
+    for _ in range(1000):
+        c = socket.create_connection(("127.0.0.1", port), timeout=5)
+        c.sendall(b"x")
+        c.recv(1)
+        conns.append(c)
+    time.sleep(3)
+    pids = tree(app.pid)
+    c0 = cpu_secs(pids)
+    time.sleep(10)
+    busy_cpu = (cpu_secs(tree(app.pid)) - c0) / 10 * 100
+    busy_pss = pss_mib(tree(app.pid))
+    for c in conns:
+        c.close()
+    for p in reversed(procs):
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+    backend.close()
+    print("| measure | result | target |")
+    print("|---|--:|---|")
+    print("| cold start to first rules snapshot (app log) | %s ms | first paint ≤ 1.5 s |" % first_ms)
+    print("| wall clock from spawn to that log line seen | %.0f ms | |" % (wall_first * 1000))
+    print("| idle memory, PSS of app + WebKit processes (%d processes) | %.0f MiB | idle RSS ≤ 150 MB |" % (len(pids), idle_pss))
+    print("| idle CPU, app tree | %.2f %% of one core | |" % idle_cpu)
+    print("| CPU with 1,000 live connections in the Rules view | %.2f %% of one core | ≤ 2 %% |" % busy_cpu)
+    print("| memory with 1,000 live connections (PSS) | %.0f MiB | |" % busy_pss)
+
+
+if __name__ == "__main__":
+    main()
