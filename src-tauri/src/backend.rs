@@ -345,15 +345,20 @@ impl Backend {
     /// Sends one frame per stats tick to `send` until it returns false.
     pub fn stream_stats<F: FnMut(StatsFrame) -> bool + Send + 'static>(&self, mut send: F) {
         let mut rx = self.engine.subscribe();
+        let engine = self.engine.clone();
         self.rt.spawn(async move {
             loop {
                 match rx.recv().await {
                     Ok(Event::Stats { time, services }) => {
+                        let status = engine.status();
                         let frame = StatsFrame {
                             time,
                             rules: services
                                 .into_iter()
-                                .map(|s| RuleStats { name: s.service, active: s.active, total: s.total, bytes_in: s.bytes_in, bytes_out: s.bytes_out, rate_in: s.rate_in, rate_out: s.rate_out, errors: s.errors })
+                                .map(|s| {
+                                    let (state, error) = status.iter().find(|st| st.name == s.service).map(state_of).unwrap_or((RuleState::Stopped, None));
+                                    RuleStats { name: s.service, active: s.active, total: s.total, bytes_in: s.bytes_in, bytes_out: s.bytes_out, rate_in: s.rate_in, rate_out: s.rate_out, errors: s.errors, state, error }
+                                })
                                 .collect(),
                         };
                         if !send(frame) {

@@ -120,6 +120,8 @@ fn a_rule_made_in_the_form_forwards_bytes_and_streams_stats() {
         let f = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).expect("a stats frame within 5 s");
         if let Some(r) = f.rules.iter().find(|r| r.name == "fwd") {
             if r.active == 1 && r.bytes_in == 4 && r.bytes_out == 7 {
+                assert_eq!(r.state, RuleState::Running, "frames carry the rule's state");
+                assert_eq!(r.error, None);
                 break;
             }
         }

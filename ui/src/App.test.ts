@@ -142,6 +142,23 @@ describe("live stats", () => {
     expect(screen.getByTestId("rule-conns-dns").textContent).toBe("0");
   });
 
+  it("a frame newer than the snapshot shows a rule that failed since, with the engine's message", async () => {
+    const b = await renderApp();
+    await waitFor(() => expect(b.subscribed).toBe(true));
+    expect(screen.getByTestId("rule-status-web").textContent).toBe("running");
+    b.push(frame([stats("web", { state: "failed", error: "127.0.0.1:8080: address already in use" })], Date.now() + 1000));
+    await waitFor(() => expect(screen.getByTestId("rule-status-web").textContent).toBe("failed"));
+    expect(screen.getByTestId("rule-error-web").textContent).toBe("127.0.0.1:8080: address already in use");
+  });
+
+  it("a frame older than the snapshot does not undo the snapshot's state", async () => {
+    const b = await renderApp(backend({}, snapshot({ rules: [ruleView({ enabled: false, state: "disabled" })] })));
+    await waitFor(() => expect(b.subscribed).toBe(true));
+    b.push(frame([stats("web", { active: 2, state: "running" })], 1));
+    await waitFor(() => expect(screen.getByTestId("rule-conns-web").textContent).toBe("2"));
+    expect(screen.getByTestId("rule-status-web").textContent).toBe("switched off");
+  });
+
   it("pauses updates while the document is hidden and resumes on visibilitychange", async () => {
     const b = await renderApp();
     await waitFor(() => expect(b.subscribed).toBe(true));

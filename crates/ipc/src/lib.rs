@@ -145,6 +145,11 @@ pub struct RuleStats {
     pub rate_out: u64,
     #[ts(type = "number")]
     pub errors: u64,
+    /// The engine's state for the rule at this tick (a rule can fail or recover
+    /// between snapshots).
+    pub state: RuleState,
+    /// The engine's message when `state` is failed.
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]

@@ -15,6 +15,9 @@ export interface Banner {
 
 export class AppState {
   snapshot: AppSnapshot | null = $state.raw(null);
+  /** Unix ms when the shown snapshot arrived: a stats frame newer than this has the
+   * fresher rule state (a rule can fail or recover between snapshots). */
+  snapshotAt: number = $state(0);
   loading: boolean = $state(true);
   /** Set when the first app_snapshot failed: the window shows it instead of the rules. */
   loadError: AppError | null = $state.raw(null);
@@ -26,6 +29,7 @@ export class AppState {
     this.loading = true;
     try {
       this.snapshot = await api.appSnapshot();
+      this.snapshotAt = Date.now();
       this.loadError = null;
     } catch (e) {
       this.loadError = api.toAppError(e);
@@ -39,6 +43,7 @@ export class AppState {
     if (!this.snapshot) return;
     try {
       this.snapshot = await api.appSnapshot();
+      this.snapshotAt = Date.now();
     } catch {
       /* keep what is shown; the next command reports its own error */
     }
@@ -53,6 +58,7 @@ export class AppState {
     if (opts.rule) this.pending = new Set([...this.pending, opts.rule]);
     try {
       this.snapshot = await run();
+      this.snapshotAt = Date.now();
       if (!opts.quiet) this.banner = null;
       return null;
     } catch (e) {
