@@ -7,11 +7,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
 need=()
-for pkg in build-essential pkg-config curl iproute2 procps libssl-dev file \
-           libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev libxdo-dev \
-           xvfb xauth imagemagick webkit2gtk-driver at-spi2-core dbus-x11 python3-venv; do
-  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
-done
+# One list for this script and .ci/run: scripts/debian-packages.txt.
+while read -r pkg; do
+  if [ -n "$pkg" ] && ! dpkg -s "$pkg" >/dev/null 2>&1; then need+=("$pkg"); fi
+done < scripts/debian-packages.txt
 if ((${#need[@]})); then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
@@ -24,6 +23,7 @@ if ! command -v cargo >/dev/null 2>&1; then
   exit 1
 fi
 if ! command -v npm >/dev/null 2>&1; then
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+  echo "setup: Node.js 20 (with npm) is not installed; install it, then run this again." >&2
+  exit 1
 fi
 [ -d node_modules ] || npm ci --no-audit --no-fund --loglevel=error

@@ -2,7 +2,7 @@
 //! app's own tokio runtime. Commands are thin wrappers over these methods, and the
 //! tests call them directly with a real engine and real sockets.
 
-use portway_core::config::{build_from_cmd, load_str, Config, Loaded};
+use portway_core::config::{build_from_cmd, cmdline, load_str, Config, Loaded};
 use portway_core::engine::ServiceStatus;
 use portway_core::rule::{rules_of, upsert, Rule};
 use portway_core::stats::{Event, ServiceState};
@@ -27,53 +27,37 @@ fn store_err(e: StoreError) -> AppError {
     match e {
         StoreError::Load(l) => AppError { code: ErrorCode::Parse, message: l.to_string(), rule: None, field: None, retryable: false },
         StoreError::NoSuchProfile(n) => AppError::new(ErrorCode::NotFound, format!("no profile named {n:?}")),
-        StoreError::Exists(n) => AppError::new(ErrorCode::AlreadyExists, format!("a profile named {n:?} already exists")),
+        StoreError::Exists(n) => name_taken(&n),
         StoreError::BadName(_) => AppError { field: Some("name".into()), ..AppError::new(ErrorCode::Invalid, e.to_string()) },
         other => AppError { retryable: true, ..AppError::new(ErrorCode::Storage, other.to_string()) },
     }
+}
+
+/// A profile name that is taken, reported on the form's name field.
+fn name_taken(name: &str) -> AppError {
+    AppError { field: Some("name".into()), ..AppError::new(ErrorCode::AlreadyExists, format!("a profile named {name:?} already exists")) }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// A pasted `gost -L … -F …` line (with or without the program name).
+/// A pasted `gost -L … -F …` line (with or without the program name); `None` when
+/// the text is not a command line.
 fn parse_cmdline(text: &str) -> Option<Result<Config, AppError>> {
     let t = text.trim();
     let looks = t.starts_with("gost") || t.starts_with("./gost") || t.starts_with("portway") || t.starts_with("-L") || t.starts_with("-F");
     if !looks {
         return None;
     }
-    let words = match shell_words::split(t) {
-        Ok(w) => w,
-        Err(e) => return Some(Err(AppError::new(ErrorCode::Parse, format!("command line: {e}")))),
-    };
-    let (mut l, mut f) = (Vec::new(), Vec::new());
-    let mut it = words.into_iter().peekable();
-    if it.peek().is_some_and(|w| !w.starts_with('-')) {
-        it.next(); // program name
-    }
-    while let Some(w) = it.next() {
-        let flag = w.trim_start_matches('-');
-        let (name, inline) = match flag.split_once('=') {
-            Some((n, v)) => (n.to_string(), Some(v.to_string())),
-            None => (flag.to_string(), None),
-        };
-        let mut val = || inline.clone().or_else(|| it.next());
-        match name.as_str() {
-            "L" => match val() {
-                Some(v) => l.push(v),
-                None => return Some(Err(AppError::new(ErrorCode::Parse, "-L needs a URL"))),
-            },
-            "F" => match val() {
-                Some(v) => f.push(v),
-                None => return Some(Err(AppError::new(ErrorCode::Parse, "-F needs a URL"))),
-            },
-            "D" | "DD" => {}
-            other => return Some(Err(AppError::new(ErrorCode::Parse, format!("command line: -{other} is not something an imported profile can hold (only -L and -F)")))),
+    let parse = || {
+        let a = cmdline::parse_line(t).map_err(|e| AppError::new(ErrorCode::Parse, format!("command line: {e}")))?;
+        if !a.configs.is_empty() || a.profile.is_some() || a.output.is_some() {
+            return Err(AppError::new(ErrorCode::Parse, "command line: only -L and -F can go into an imported profile (not -C, -O or --profile)"));
         }
-    }
-    Some(build_from_cmd(&l, &f).map_err(|e| AppError::new(ErrorCode::Parse, e.to_string())))
+        build_from_cmd(&a.services, &a.nodes).map_err(|e| AppError::new(ErrorCode::Parse, e.to_string()))
+    };
+    Some(parse())
 }
 
 fn state_of(s: &ServiceStatus) -> (RuleState, Option<String>) {
@@ -131,21 +115,28 @@ impl Backend {
         Ok((name, loaded))
     }
 
-    fn apply(&self, cfg: Config, disabled: Vec<String>) {
-        self.engine.set_disabled(disabled);
+    /// The rules of `profile` switched off in the settings.
+    fn disabled(&self, profile: &str) -> Result<Vec<String>, AppError> {
+        let settings = self.store.settings().map_err(store_err)?;
+        Ok(settings.disabled.get(profile).cloned().unwrap_or_default())
+    }
+
+    /// Runs `cfg` (profile `profile`) as a diff against what runs, keeping the
+    /// profile's switched-off rules off.
+    fn apply(&self, profile: &str, cfg: Config) -> Result<(), AppError> {
+        self.engine.set_disabled(self.disabled(profile)?);
         let e = self.engine.clone();
         self.rt.block_on(async move { e.apply(cfg).await });
+        Ok(())
     }
 
     /// Loads `name`, makes it the active profile and runs it.
     fn activate(&self, name: &str) -> Result<(), AppError> {
         let loaded = self.store.load(name).map_err(store_err)?;
-        let settings = self.store.settings().map_err(store_err)?;
         self.store.set_active(name).map_err(store_err)?;
         *lock(&self.active) = name.to_string();
         *lock(&self.warnings) = loaded.warnings.iter().map(|w| w.to_string()).collect();
-        self.apply(loaded.config, settings.disabled.get(name).cloned().unwrap_or_default());
-        Ok(())
+        self.apply(name, loaded.config)
     }
 
     pub fn snapshot(&self) -> Result<AppSnapshot, AppError> {
@@ -193,14 +184,12 @@ impl Backend {
         self.store.save(&name, &cfg).map_err(store_err)?;
         if let Some(o) = original.filter(|o| *o != rule.name) {
             // A renamed rule keeps its on/off state.
-            let settings = self.store.settings().map_err(store_err)?;
-            if settings.disabled.get(&name).is_some_and(|d| d.contains(&o)) {
+            if self.disabled(&name)?.contains(&o) {
                 self.store.set_service_enabled(&name, &o, true).map_err(store_err)?;
                 self.store.set_service_enabled(&name, &rule.name, false).map_err(store_err)?;
             }
         }
-        let settings = self.store.settings().map_err(store_err)?;
-        self.apply(cfg, settings.disabled.get(&name).cloned().unwrap_or_default());
+        self.apply(&name, cfg)?;
         self.snapshot()
     }
 
@@ -214,8 +203,7 @@ impl Backend {
         }
         self.store.save(&name, &cfg).map_err(store_err)?;
         self.store.set_service_enabled(&name, rule, true).map_err(store_err)?;
-        let settings = self.store.settings().map_err(store_err)?;
-        self.apply(cfg, settings.disabled.get(&name).cloned().unwrap_or_default());
+        self.apply(&name, cfg)?;
         self.snapshot()
     }
 
@@ -249,7 +237,7 @@ impl Backend {
 
     pub fn profile_create(&self, name: &str) -> Result<AppSnapshot, AppError> {
         if self.store.exists(name) {
-            return Err(AppError { field: Some("name".into()), ..AppError::new(ErrorCode::AlreadyExists, format!("a profile named {name:?} already exists")) });
+            return Err(name_taken(name));
         }
         self.store.save_text(name, "services: []\n").map_err(store_err)?;
         self.profile_switch(name)
@@ -280,7 +268,7 @@ impl Backend {
     /// YAML) and switches to it.
     pub fn profile_import(&self, text: &str, file_name: Option<&str>, name: &str) -> Result<AppSnapshot, AppError> {
         if self.store.exists(name) {
-            return Err(AppError { field: Some("name".into()), ..AppError::new(ErrorCode::AlreadyExists, format!("a profile named {name:?} already exists")) });
+            return Err(name_taken(name));
         }
         let (format, cfg, _) = self.parse_import(text, file_name)?;
         if format == "cmdline" {
@@ -294,7 +282,7 @@ impl Backend {
     pub fn profile_duplicate(&self, name: &str, new_name: &str) -> Result<AppSnapshot, AppError> {
         let text = self.store.read_text(name).map_err(store_err)?;
         if self.store.exists(new_name) {
-            return Err(AppError { field: Some("name".into()), ..AppError::new(ErrorCode::AlreadyExists, format!("a profile named {new_name:?} already exists")) });
+            return Err(name_taken(new_name));
         }
         self.store.save_text(new_name, &text).map_err(store_err)?;
         self.snapshot()

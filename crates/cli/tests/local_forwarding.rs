@@ -14,7 +14,8 @@ fn names(bs: &[&TcpBackend]) -> String {
     bs.iter().map(|b| b.target()).collect::<Vec<_>>().join(",")
 }
 
-/// `gost -L tcp://:8080/192.168.1.1:80`: one target; bytes pass both ways, a large
+/// The seed's `gost -L tcp://:8080/192.168.1.1:80`, with the target rewritten to a loopback
+/// backend: one target; bytes pass both ways, a large
 /// transfer arrives intact, and a half-close travels through (the backend sees
 /// our EOF, finishes, and we see its EOF). `:PORT` listens dual-stack as in GOST.
 #[test]

@@ -41,9 +41,11 @@ fn rss_kib() -> u64 {
     pages * 4
 }
 
-async fn bench_udp(out: &mut Vec<String>) {
-    let backend = UdpSocket::bind("127.0.0.1:0").await.expect("bind backend");
-    let baddr = backend.local_addr().expect("addr");
+type R<T> = Result<T, Box<dyn std::error::Error>>;
+
+async fn bench_udp(out: &mut Vec<String>) -> R<()> {
+    let backend = UdpSocket::bind("127.0.0.1:0").await?;
+    let baddr = backend.local_addr()?;
     tokio::spawn(async move {
         let mut buf = vec![0u8; 2048];
         loop {
@@ -55,14 +57,14 @@ async fn bench_udp(out: &mut Vec<String>) {
         "services:\n- name: u\n  addr: 127.0.0.1:0\n  handler: {{type: udp}}\n  listener: {{type: udp, metadata: {{keepAlive: true, ttl: 60s, backlog: 4096}}}}\n  forwarder: {{nodes: [{{name: t, addr: \"{baddr}\"}}]}}\n"
     );
     let engine = Engine::new();
-    engine.apply(load_str("bench", &yaml).expect("config").config).await;
-    let addr = engine.service_status("u").and_then(|s| s.listening.first().copied()).expect("listening");
+    engine.apply(load_str("bench", &yaml)?.config).await;
+    let addr = engine.service_status("u").and_then(|s| s.listening.first().copied()).ok_or("the UDP service did not start")?;
 
     // New sessions: 2,000 client sockets, one request each, 64 in flight.
     const CLIENTS: usize = 2000;
     let mut clients = Vec::with_capacity(CLIENTS);
     for _ in 0..CLIENTS {
-        clients.push(UdpSocket::bind("127.0.0.1:0").await.expect("client"));
+        clients.push(UdpSocket::bind("127.0.0.1:0").await?);
     }
     let rss0 = rss_kib();
     let start = Instant::now();
@@ -131,20 +133,22 @@ async fn bench_udp(out: &mut Vec<String>) {
     let el = start.elapsed().as_secs_f64();
     out.push(format!("| udp steady state | 8 sessions, 32 in flight each | {:.0} datagrams/s round trip |", total as f64 / el));
     engine.shutdown().await;
+    Ok(())
 }
 
-fn main() {
+fn main() -> R<()> {
     // `cargo test --benches` runs this with --bench absent; keep that quick.
     let quick = !std::env::args().any(|a| a == "--bench");
     let mut out = vec!["| bench | setup | result |".to_string(), "|---|---|---|".to_string()];
     if quick {
         println!("engine bench: run with `cargo bench -p portway-core --bench engine`");
-        return;
+        return Ok(());
     }
     bench_selector(&mut out);
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
-    rt.block_on(bench_udp(&mut out));
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(bench_udp(&mut out))?;
     for l in out {
         println!("{l}");
     }
+    Ok(())
 }

@@ -73,7 +73,8 @@ pub async fn dial(chain: Option<&ChainPlan>, target: &str, timeout: Duration, ha
     for hop in &chain.hops {
         let idx = hop.selector.select(&hop.nodes, hash_key).ok_or_else(|| format!("chain {:?} hop {:?}: no node available (all marked failed)", chain.name, hop.name))?;
         let node = &hop.nodes[idx];
-        let (connector, dialer) = &hop.kinds[idx];
+        // The connector is `forward` (validated at plan time): nothing to negotiate.
+        let (_connector, dialer) = &hop.kinds[idx];
         route.path.push(format!("{}/{}@{}", hop.name, node.name, node.addr));
         let next = match conn.take() {
             None => match dialer.as_str() {
@@ -94,7 +95,6 @@ pub async fn dial(chain: Option<&ChainPlan>, target: &str, timeout: Duration, ha
                 return Err(format!("chain {:?} hop {:?} node {:?} ({}): {}", chain.name, hop.name, node.name, node.addr, crate::service::io_msg(&e)));
             }
         }
-        let _ = connector; // forward/direct: nothing to negotiate
     }
     conn.map(|c| (c, route)).ok_or_else(|| "empty chain".to_string())
 }

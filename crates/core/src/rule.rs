@@ -13,6 +13,7 @@ use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export, rename = "RuleKindDto"))]
 pub enum RuleKind {
     LocalTcp,
     LocalUdp,
@@ -47,9 +48,10 @@ impl RuleKind {
     }
 }
 
-/// One rule as the form shows it.
+/// One rule as the form shows it (the window's `RuleDraft`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export, rename = "RuleDraft"))]
 pub struct Rule {
     pub name: String,
     pub kind: RuleKind,

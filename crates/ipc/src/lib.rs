@@ -2,98 +2,12 @@
 //! TypeScript side into `ui/src/lib/bindings/` (`cargo test -p portway-ipc
 //! export_bindings` regenerates them), so the two cannot drift.
 
-use portway_core::rule::{Rule, RuleKind};
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
-/// A rule as the form edits it (mirrors `portway_core::rule::Rule`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
-#[serde(rename_all = "camelCase")]
-#[ts(export)]
-pub struct RuleDraft {
-    pub name: String,
-    pub kind: RuleKindDto,
-    /// Listen address, e.g. `127.0.0.1:8080` or `:8080`.
-    pub listen: String,
-    pub targets: Vec<String>,
-    /// round | rand | fifo | hash
-    pub strategy: String,
-    pub max_fails: u32,
-    pub fail_timeout_secs: u32,
-    pub keep_alive: bool,
-    pub ttl_secs: u32,
-    /// A chain of the profile, or "".
-    pub chain: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
-#[serde(rename_all = "camelCase")]
-#[ts(export)]
-pub enum RuleKindDto {
-    LocalTcp,
-    LocalUdp,
-    RemoteTcp,
-    RemoteUdp,
-    ServerSide,
-}
-
-impl From<RuleKind> for RuleKindDto {
-    fn from(k: RuleKind) -> Self {
-        match k {
-            RuleKind::LocalTcp => RuleKindDto::LocalTcp,
-            RuleKind::LocalUdp => RuleKindDto::LocalUdp,
-            RuleKind::RemoteTcp => RuleKindDto::RemoteTcp,
-            RuleKind::RemoteUdp => RuleKindDto::RemoteUdp,
-            RuleKind::ServerSide => RuleKindDto::ServerSide,
-        }
-    }
-}
-
-impl From<RuleKindDto> for RuleKind {
-    fn from(k: RuleKindDto) -> Self {
-        match k {
-            RuleKindDto::LocalTcp => RuleKind::LocalTcp,
-            RuleKindDto::LocalUdp => RuleKind::LocalUdp,
-            RuleKindDto::RemoteTcp => RuleKind::RemoteTcp,
-            RuleKindDto::RemoteUdp => RuleKind::RemoteUdp,
-            RuleKindDto::ServerSide => RuleKind::ServerSide,
-        }
-    }
-}
-
-impl From<Rule> for RuleDraft {
-    fn from(r: Rule) -> Self {
-        RuleDraft {
-            name: r.name,
-            kind: r.kind.into(),
-            listen: r.listen,
-            targets: r.targets,
-            strategy: r.strategy,
-            max_fails: r.max_fails,
-            fail_timeout_secs: r.fail_timeout_secs,
-            keep_alive: r.keep_alive,
-            ttl_secs: r.ttl_secs,
-            chain: r.chain,
-        }
-    }
-}
-
-impl From<RuleDraft> for Rule {
-    fn from(d: RuleDraft) -> Self {
-        Rule {
-            name: d.name,
-            kind: d.kind.into(),
-            listen: d.listen,
-            targets: d.targets,
-            strategy: d.strategy,
-            max_fails: d.max_fails,
-            fail_timeout_secs: d.fail_timeout_secs,
-            keep_alive: d.keep_alive,
-            ttl_secs: d.ttl_secs,
-            chain: d.chain,
-        }
-    }
-}
+/// A rule as the form edits it: the core's rule type itself, exported to TypeScript
+/// under the names the window uses.
+pub use portway_core::rule::{Rule as RuleDraft, RuleKind as RuleKindDto};
 
 /// running | stopped | disabled | failed
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]

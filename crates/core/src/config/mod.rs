@@ -1,6 +1,7 @@
 //! GOST v3 configuration: types, loading (YAML/JSON), the command-line URL grammar,
 //! saving, and the checks that run before a service starts.
 
+pub mod cmdline;
 pub mod duration;
 pub mod emit;
 pub mod load;

@@ -254,17 +254,19 @@ pub fn plan_service(cfg: &Config, s: &ServiceConfig) -> Result<ServicePlan, Stri
         None => (selector_from(None, &ctx)?, Vec::new()),
         Some(f) => {
             let fctx = format!("{ctx}: forwarder");
-            let nodes_src: Vec<(String, String, Metadata)> = if f.nodes.is_empty() && !f.hop.is_empty() {
+            // Targets are the forwarder's own nodes, or those of the top-level hop it names.
+            let nodes_src: Vec<(&str, &str, &Metadata)> = if f.nodes.is_empty() && !f.hop.is_empty() {
                 let hop = cfg.hops.iter().find(|h| h.name == f.hop).ok_or_else(|| format!("{fctx}.hop: no top-level hop named {:?}", f.hop))?;
-                hop.nodes.iter().enumerate().map(|(i, n)| (if n.name.is_empty() { format!("target-{i}") } else { n.name.clone() }, n.addr.clone(), n.metadata.clone())).collect()
+                hop.nodes.iter().map(|n| (n.name.as_str(), n.addr.as_str(), &n.metadata)).collect()
             } else {
-                f.nodes.iter().enumerate().map(|(i, n)| (if n.name.is_empty() { format!("target-{i}") } else { n.name.clone() }, n.addr.clone(), n.metadata.clone())).collect()
+                f.nodes.iter().map(|n| (n.name.as_str(), n.addr.as_str(), &n.metadata)).collect()
             };
             let mut t = Vec::new();
-            for (name, addr, md) in &nodes_src {
-                let a = if split_host_port(addr).is_none() { format!("{addr}:0") } else { addr.clone() };
+            for (i, (name, addr, md)) in nodes_src.into_iter().enumerate() {
+                let name = if name.is_empty() { format!("target-{i}") } else { name.to_string() };
+                let a = if split_host_port(addr).is_none() { format!("{addr}:0") } else { addr.to_string() };
                 check_addr(&a, &format!("{fctx} node {name:?}: addr"))?;
-                t.push(sel_node(name, &a, md, &format!("{fctx} node {name:?}: metadata"))?);
+                t.push(sel_node(&name, &a, md, &format!("{fctx} node {name:?}: metadata"))?);
             }
             (selector_from(f.selector.as_ref(), &fctx)?, t)
         }

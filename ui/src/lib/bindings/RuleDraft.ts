@@ -2,18 +2,22 @@
 import type { RuleKindDto } from "./RuleKindDto";
 
 /**
- * A rule as the form edits it (mirrors `portway_core::rule::Rule`).
+ * One rule as the form shows it (the window's `RuleDraft`).
  */
-export type RuleDraft = { name: string, kind: RuleKindDto, 
+export type RuleDraft = { name: string, kind: RuleKindDto, listen: string, targets: Array<string>, 
 /**
- * Listen address, e.g. `127.0.0.1:8080` or `:8080`.
+ * round, rand, fifo or hash.
  */
-listen: string, targets: Array<string>, 
+strategy: string, maxFails: number, failTimeoutSecs: number, 
 /**
- * round | rand | fifo | hash
+ * UDP only.
  */
-strategy: string, maxFails: number, failTimeoutSecs: number, keepAlive: boolean, ttlSecs: number, 
+keepAlive: boolean, 
 /**
- * A chain of the profile, or "".
+ * UDP only: the idle check period in seconds.
+ */
+ttlSecs: number, 
+/**
+ * Name of a chain of the profile, or empty.
  */
 chain: string, };
