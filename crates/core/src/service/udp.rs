@@ -19,7 +19,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::{Relaxed, SeqCst}};
 use std::sync::Arc;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
@@ -131,14 +131,18 @@ async fn run(sock: Arc<UdpSocket>, ctx: Arc<Ctx>) {
                 };
                 let peer = super::canon(peer);
                 if let Some(s) = sessions.get(&peer) {
-                    if !s.fast.closed.load(Relaxed) {
+                    if !s.fast.closed.load(SeqCst) {
                         if let Some((up, meter)) = s.fast.up.get() {
+                            // Count before sending: a session draining its replies stops
+                            // once it has as many as were sent, and must not see the reply
+                            // to this datagram before the datagram is counted.
+                            s.fast.sent.fetch_add(1, SeqCst);
                             if up.try_send(&buf[..n]).is_ok() {
                                 s.idle.store(false, Relaxed);
-                                s.fast.sent.fetch_add(1, Relaxed);
                                 meter.add_in(n as u64);
                                 continue;
                             }
+                            s.fast.sent.fetch_sub(1, SeqCst);
                             // WouldBlock or an error: the session task deals with it.
                         }
                     }
@@ -316,7 +320,7 @@ async fn session(a: SessionArgs) {
     let mut drain_until: Option<tokio::time::Instant> = None;
     let mut announced = false;
     loop {
-        if drain_until.is_some() && got >= fast.sent.load(Relaxed) {
+        if drain_until.is_some() && got >= fast.sent.load(SeqCst) {
             break;
         }
         let deadline = drain_until.unwrap_or_else(|| tokio::time::Instant::now() + std::time::Duration::from_secs(3600));
@@ -376,7 +380,7 @@ async fn session(a: SessionArgs) {
                         }
                         got += 1;
                         if !keep_alive && drain_until.is_none() {
-                            fast.closed.store(true, Relaxed);
+                            fast.closed.store(true, SeqCst);
                             rx.close();
                             let mut leftovers = Vec::new();
                             while let Ok(d) = rx.try_recv() {
@@ -403,6 +407,9 @@ async fn session(a: SessionArgs) {
             }
         }
     }
+    // Stop the reader's fast path first: a datagram that arrives after this point must
+    // reach the next session (and the next target), not the socket of one that ended.
+    fast.closed.store(true, SeqCst);
     if let Some(info) = ctx.conns.remove(id) {
         let _ = ctx.events.send(Event::ConnClosed { conn: info, error });
     }
