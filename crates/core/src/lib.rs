@@ -4,8 +4,12 @@
 //! desktop app and the `portway` CLI are thin shells over [`engine::Engine`].
 
 pub mod chain;
+pub mod codec;
+pub mod conn;
+pub mod connector;
 pub mod config;
 pub mod engine;
+pub mod handler;
 pub mod io;
 pub mod logging;
 pub mod rule;
