@@ -3,6 +3,7 @@
 //! semantics, always-on statistics, and the profile store. No GUI dependency: the
 //! desktop app and the `portway` CLI are thin shells over [`engine::Engine`].
 
+pub mod auth;
 pub mod chain;
 pub mod codec;
 pub mod conn;
