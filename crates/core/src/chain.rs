@@ -3,27 +3,36 @@
 //! through the previous node's connector; the last connector connects to the
 //! target. Nodes are marked failed or reset as GOST does.
 //!
-//! Connectors and dialers implemented so far: `forward` (a no-op: the server decides
-//! the target) and `direct` connectors, the `tcp` dialer. Protocol connectors
-//! (socks5, http, relay, sshd) and the tls dialer come with the chains issue.
+//! Connectors live in [`crate::connector`], dialers in [`crate::dialer`].
 
 use crate::config::validate::ChainPlan;
 use std::io;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::net::{lookup_host, TcpSocket, TcpStream};
 
-/// A connected transport. Only plain TCP so far; wrapped transports (TLS, SSH
-/// channels) will add variants.
-pub enum Conn {
-    Tcp(TcpStream),
+pub use crate::conn::Conn;
+pub use crate::connector::Network;
+
+/// One step of a dial through a chain, for logs, the connection list and the probe.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct HopResult {
+    pub hop: String,
+    pub node: String,
+    pub addr: String,
+    /// Milliseconds this step took.
+    pub ms: u64,
+    /// Why the step failed; `None` when it succeeded.
+    pub error: Option<String>,
 }
 
-/// Where a dial went, for logs and the connection list.
+/// Where a dial went.
 #[derive(Debug, Clone, Default)]
 pub struct Route {
     /// `hop/node@addr` per hop.
     pub path: Vec<String>,
+    /// Each hop reached (or the one that failed, last).
+    pub hops: Vec<HopResult>,
 }
 
 /// Resolves `host:port` (an empty host means this machine, as in Go).
@@ -63,40 +72,83 @@ pub async fn dial_tcp(addr: &str, timeout: Duration) -> io::Result<TcpStream> {
     }
 }
 
-/// Dials `target` (GOST's `Router.Dial`), through `chain` when given.
+/// Dials `target` (GOST's `Router.Dial`), through `chain` when given: the first
+/// node is reached with its dialer; each later node through the previous node's
+/// connector, then its own dialer's handshake; the last node's connector asks for
+/// the target. A node that cannot be reached is marked failed, one that can is
+/// reset (go-gost/x `chain/route.go`).
 pub async fn dial(chain: Option<&ChainPlan>, target: &str, timeout: Duration, hash_key: Option<&str>) -> Result<(Conn, Route), String> {
-    let Some(chain) = chain else {
-        return dial_tcp(target, timeout).await.map(|s| (Conn::Tcp(s), Route::default())).map_err(|e| format!("dial {target}: {}", crate::service::io_msg(&e)));
-    };
+    dial_network(chain, Network::Tcp, target, timeout, hash_key).await.map_err(|(e, _)| e)
+}
+
+/// `dial` for either network, returning the route so far with a failure too (the
+/// probe shows it).
+pub async fn dial_network(chain: Option<&ChainPlan>, network: Network, target: &str, timeout: Duration, hash_key: Option<&str>) -> Result<(Conn, Route), (String, Route)> {
     let mut route = Route::default();
-    let mut conn: Option<Conn> = None;
-    for hop in &chain.hops {
-        let idx = hop.selector.select(&hop.nodes, hash_key).ok_or_else(|| format!("chain {:?} hop {:?}: no node available (all marked failed)", chain.name, hop.name))?;
-        let node = &hop.nodes[idx];
-        // The connector is `forward` (validated at plan time): nothing to negotiate.
-        let (_connector, dialer) = &hop.kinds[idx];
-        route.path.push(format!("{}/{}@{}", hop.name, node.name, node.addr));
-        let next = match conn.take() {
-            None => match dialer.as_str() {
-                "tcp" => dial_tcp(&node.addr, timeout).await.map(Conn::Tcp),
-                other => Err(io::Error::other(format!("dialer {other:?} not implemented"))),
-            },
-            // Reaching a later node goes through the previous node's connector; the
-            // forward connector passes the stream through unchanged.
-            Some(c) => Ok(c),
+    let Some(chain) = chain else {
+        return match dial_tcp(target, timeout).await {
+            Ok(s) => Ok((Conn::Tcp(s), route)),
+            Err(e) => Err((format!("dial {target}: {}", crate::service::io_msg(&e)), route)),
         };
-        match next {
+    };
+    let mut conn: Option<Conn> = None;
+    let mut prev: Option<&crate::config::validate::NodeOpts> = None;
+    for hop in &chain.hops {
+        let Some(idx) = hop.selector.select(&hop.nodes, hash_key) else {
+            let e = format!("chain {:?} hop {:?}: no node available (all marked failed)", chain.name, hop.name);
+            return Err((e, route));
+        };
+        let node = &hop.nodes[idx];
+        let opts = &hop.opts[idx];
+        route.path.push(format!("{}/{}@{}", hop.name, node.name, node.addr));
+        let t0 = Instant::now();
+        let step = async {
+            match (conn.take(), prev) {
+                (None, _) => crate::dialer::dial(opts, &node.addr, timeout).await,
+                (Some(c), Some(p)) => {
+                    let c = within(timeout, crate::connector::connect(p, c, Network::Tcp, &node.addr)).await?;
+                    crate::dialer::handshake(opts, c, &node.addr, timeout).await
+                }
+                (Some(_), None) => Err(io::Error::other("internal: a connection without a previous node")),
+            }
+        };
+        let r = step.await;
+        let ms = t0.elapsed().as_millis() as u64;
+        match r {
             Ok(c) => {
                 node.marker.reset();
+                route.hops.push(HopResult { hop: hop.name.clone(), node: node.name.clone(), addr: node.addr.clone(), ms, error: None });
                 conn = Some(c);
+                prev = Some(opts);
             }
             Err(e) => {
                 node.marker.mark();
-                return Err(format!("chain {:?} hop {:?} node {:?} ({}): {}", chain.name, hop.name, node.name, node.addr, crate::service::io_msg(&e)));
+                let msg = crate::service::io_msg(&e);
+                route.hops.push(HopResult { hop: hop.name.clone(), node: node.name.clone(), addr: node.addr.clone(), ms, error: Some(msg.clone()) });
+                return Err((format!("chain {:?} hop {:?} node {:?} ({}): {msg}", chain.name, hop.name, node.name, node.addr), route));
             }
         }
     }
-    conn.map(|c| (c, route)).ok_or_else(|| "empty chain".to_string())
+    let (Some(c), Some(last)) = (conn, prev) else {
+        return Err(("empty chain".to_string(), route));
+    };
+    let t0 = Instant::now();
+    match within(timeout, crate::connector::connect(last, c, network, target)).await {
+        Ok(c) => Ok((c, route)),
+        Err(e) => {
+            let msg = crate::service::io_msg(&e);
+            let (hop, node, addr) = route.hops.last().map(|h| (h.hop.clone(), h.node.clone(), h.addr.clone())).unwrap_or_default();
+            route.hops.push(HopResult { hop: "target".into(), node: target.to_string(), addr: target.to_string(), ms: t0.elapsed().as_millis() as u64, error: Some(msg.clone()) });
+            Err((format!("chain {:?}: {} {node:?} ({addr}) of hop {hop:?} could not reach {target}: {msg}", chain.name, last.connector), route))
+        }
+    }
+}
+
+async fn within<T>(timeout: Duration, f: impl std::future::Future<Output = io::Result<T>>) -> io::Result<T> {
+    match tokio::time::timeout(timeout, f).await {
+        Ok(r) => r,
+        Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, format!("timed out after {}s", timeout.as_secs_f32()))),
+    }
 }
 
 /// `dial` with GOST's router retries: up to `retries` more attempts, each routing

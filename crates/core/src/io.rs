@@ -4,6 +4,7 @@
 //! nothing more to read, so an idle connection holds no buffer at all (fwdbench's
 //! memory test holds thousands of them open).
 
+use crate::conn::Conn;
 use crate::stats::Meter;
 use std::io;
 use std::os::fd::AsRawFd;
@@ -233,20 +234,69 @@ pub async fn pipe(client: &TcpStream, target: &TcpStream, meter: &Meter, idle: D
     let ended = std::sync::atomic::AtomicU8::new(0);
     let up = copy_one_way(client, target, meter, Dir::In, &last, &ended);
     let down = copy_one_way(target, client, meter, Dir::Out, &last, &ended);
-    let both = async {
-        // Finish when both directions end; stop at the first error (a reset on one
-        // side must close the other, or the peer waits forever).
-        tokio::pin!(up);
-        tokio::pin!(down);
-        let (mut up_done, mut down_done) = (false, false);
-        while !(up_done && down_done) {
-            tokio::select! {
-                r = &mut up, if !up_done => { r?; up_done = true; }
-                r = &mut down, if !down_done => { r?; down_done = true; }
-            }
+    with_idle(both_ways(up, down), &last, idle).await
+}
+
+/// `pipe` for any two streams: plain TCP on both sides keeps the splice path;
+/// anything wrapped (TLS, a proxy protocol's framing) is copied through a buffer.
+pub async fn pipe_conn(client: Conn, target: Conn, meter: &Meter, idle: Duration) -> io::Result<()> {
+    match (client, target) {
+        (Conn::Tcp(a), Conn::Tcp(b)) => pipe(&a, &b, meter, idle).await,
+        (a, b) => {
+            let last = AtomicU64::new(crate::stats::unix_millis());
+            let (ar, aw) = tokio::io::split(a);
+            let (br, bw) = tokio::io::split(b);
+            let up = copy_stream(ar, bw, meter, Dir::In, &last);
+            let down = copy_stream(br, aw, meter, Dir::Out, &last);
+            with_idle(both_ways(up, down), &last, idle).await
         }
-        Ok::<(), io::Error>(())
-    };
+    }
+}
+
+/// Buffer per direction for wrapped streams: a TLS record's worth.
+const STREAM_BUF: usize = 16 * 1024;
+
+async fn copy_stream<R, W>(mut r: R, mut w: W, meter: &Meter, dir: Dir, last: &AtomicU64) -> io::Result<()>
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; STREAM_BUF];
+    loop {
+        let n = r.read(&mut buf).await?;
+        if n == 0 {
+            // Half-close the other side, as GOST does; a peer that cannot (or is
+            // gone) just ends here.
+            let _ = w.shutdown().await;
+            return Ok(());
+        }
+        w.write_all(&buf[..n]).await?;
+        w.flush().await?;
+        match dir {
+            Dir::In => meter.add_in(n as u64),
+            Dir::Out => meter.add_out(n as u64),
+        }
+        last.store(crate::stats::unix_millis(), Relaxed);
+    }
+}
+
+/// Finishes when both directions end; stops at the first error (a reset on one
+/// side must close the other, or the peer waits forever).
+async fn both_ways(up: impl std::future::Future<Output = io::Result<()>>, down: impl std::future::Future<Output = io::Result<()>>) -> io::Result<()> {
+    tokio::pin!(up);
+    tokio::pin!(down);
+    let (mut up_done, mut down_done) = (false, false);
+    while !(up_done && down_done) {
+        tokio::select! {
+            r = &mut up, if !up_done => { r?; up_done = true; }
+            r = &mut down, if !down_done => { r?; down_done = true; }
+        }
+    }
+    Ok(())
+}
+
+async fn with_idle(both: impl std::future::Future<Output = io::Result<()>>, last: &AtomicU64, idle: Duration) -> io::Result<()> {
     if idle.is_zero() {
         return both.await;
     }

@@ -9,6 +9,7 @@ pub mod codec;
 pub mod conn;
 pub mod connector;
 pub mod config;
+pub mod dialer;
 pub mod engine;
 pub mod handler;
 pub mod io;
@@ -19,5 +20,6 @@ pub mod service;
 pub mod stats;
 pub mod store;
 pub mod sys;
+pub mod tls;
 
 pub use engine::{ApplyReport, Engine, EngineError, ServiceStatus};

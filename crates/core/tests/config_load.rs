@@ -422,7 +422,7 @@ fn a_chain_hop_named_after_a_top_level_hop_resolves_in_the_plan() {
     assert_eq!(hop.name, "hop-fwd");
     let nodes: Vec<_> = hop.nodes.iter().map(|n| (n.name.as_str(), n.addr.as_str())).collect();
     assert_eq!(nodes, [("server-a", "127.0.0.1:8443"), ("server-b", "127.0.0.2:8443")]);
-    assert_eq!(hop.kinds, [("forward".to_string(), "tcp".to_string()), ("forward".to_string(), "tcp".to_string())]);
+    assert_eq!(hop.kinds(), [("forward".to_string(), "tcp".to_string()), ("forward".to_string(), "tcp".to_string())]);
     assert_eq!((hop.selector.max_fails, hop.selector.fail_timeout), (3, Duration::from_secs(60)));
     // No forwarder: the forward connector at the end carries the stream (GOST's ":0").
     assert_eq!(plan.targets.len(), 1);

@@ -265,8 +265,9 @@ fn seed_commands_plan_like_the_guide_yaml() {
             }
         }
     }
-    // tcp single, tcp multi, udp multi, rtcp and rudp without a chain.
-    assert_eq!(runs, [13, 30, 57, 206, 223], "seed commands Portway runs today");
+    // tcp single, tcp multi, udp multi, rtcp and rudp without a chain, and
+    // server-side forwarding (tls listener; forward connector over a tls dialer).
+    assert_eq!(runs, [13, 30, 57, 206, 223, 359, 374], "seed commands Portway runs today");
 }
 
 /// The four commands the guide gives without YAML (remote ends of a chain): each is

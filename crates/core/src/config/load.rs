@@ -226,7 +226,7 @@ fn known_unimplemented(kind: &str, key: &str) -> Option<&'static str> {
     let k = key.to_ascii_lowercase();
     let list: &[&str] = match kind {
         "root" => &[
-            "authers", "admissions", "bypasses", "resolvers", "hosts", "ingresses", "routers", "sds",
+            "admissions", "bypasses", "resolvers", "hosts", "ingresses", "routers", "sds",
             "recorders", "limiters", "climiters", "rlimiters", "observers", "loggers", "tls", "log",
             "profiling", "api", "metrics",
         ],

@@ -30,14 +30,45 @@ pub struct UdpOptions {
     pub reply_buffer_size: usize,
 }
 
+/// How to reach one chain node and what to ask it: its dialer (transport) and
+/// connector (protocol), with their options resolved at plan time so a bad
+/// certificate file is reported when the service starts, not per connection.
+pub struct NodeOpts {
+    pub connector: String,
+    pub dialer: String,
+    /// Connector credentials (`socks5://user:pass@…`).
+    pub auth: Option<(String, String)>,
+    pub connector_md: Metadata,
+    pub dialer_md: Metadata,
+    /// Client TLS for a `tls` dialer.
+    pub tls: Option<(Arc<rustls::ClientConfig>, rustls::pki_types::ServerName<'static>)>,
+}
+
+impl std::fmt::Debug for NodeOpts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeOpts")
+            .field("connector", &self.connector)
+            .field("dialer", &self.dialer)
+            .field("user", &self.auth.as_ref().map(|a| a.0.as_str()))
+            .finish()
+    }
+}
+
 /// A hop of a resolved chain.
 #[derive(Debug)]
 pub struct HopPlan {
     pub name: String,
     pub selector: Selector,
     pub nodes: Vec<SelNode>,
-    /// Connector and dialer type per node (same order as `nodes`).
-    pub kinds: Vec<(String, String)>,
+    /// How to reach each node (same order as `nodes`).
+    pub opts: Vec<NodeOpts>,
+}
+
+impl HopPlan {
+    /// Connector and dialer type per node.
+    pub fn kinds(&self) -> Vec<(String, String)> {
+        self.opts.iter().map(|o| (o.connector.clone(), o.dialer.clone())).collect()
+    }
 }
 
 #[derive(Debug)]
@@ -64,6 +95,26 @@ pub struct ServicePlan {
     /// GOST's `handler.retries`: extra routing attempts when a dial fails. Each
     /// attempt re-selects the chain's nodes; the target stays the one picked.
     pub retries: u32,
+    /// Server TLS for a `tls` listener.
+    pub tls_server: Option<Arc<rustls::ServerConfig>>,
+    /// Who may use a proxy handler; `None` lets everyone in (GOST without auth).
+    pub auther: Option<Arc<crate::auth::Auther>>,
+    /// Handler options the proxy handlers read (`udp`, `bind`, `nodelay`, …).
+    pub handler_md: Metadata,
+}
+
+impl ServicePlan {
+    /// Whether the handler takes its target from the client's request (a proxy)
+    /// rather than from the forwarder.
+    pub fn is_proxy(&self) -> bool {
+        is_proxy_handler(&self.handler)
+    }
+}
+
+/// Handlers that learn the target from the client's request. `relay` with a
+/// forwarder ignores the request's address (GOST's forward mode).
+pub fn is_proxy_handler(h: &str) -> bool {
+    matches!(h, "socks5" | "socks" | "socks4" | "socks4a" | "http" | "relay" | "auto")
 }
 
 impl ServicePlan {
@@ -182,7 +233,7 @@ pub fn resolve_chain(cfg: &Config, name: &str, ctx: &str) -> Result<ChainPlan, S
         }
         let selector = selector_from(hop_cfg.selector.as_ref(), &hctx)?;
         let mut nodes = Vec::new();
-        let mut kinds = Vec::new();
+        let mut opts = Vec::new();
         for (ni, n) in hop_cfg.nodes.iter().enumerate() {
             let nname = if n.name.is_empty() { format!("node-{ni}") } else { n.name.clone() };
             let nctx = format!("{hctx} node {nname:?}");
@@ -192,11 +243,25 @@ pub fn resolve_chain(cfg: &Config, name: &str, ctx: &str) -> Result<ChainPlan, S
             check_type(GOST_DIALERS, PORTWAY_DIALERS, "dialer", &dialer, &nctx)?;
             check_addr(&n.addr, &format!("{nctx}: addr"))?;
             nodes.push(sel_node(&nname, &n.addr, &n.metadata, &nctx)?);
-            kinds.push((connector, dialer));
+            opts.push(node_opts(n, connector, dialer, &nctx)?);
         }
-        hops.push(HopPlan { name: hop_cfg.name.clone(), selector, nodes, kinds });
+        hops.push(HopPlan { name: hop_cfg.name.clone(), selector, nodes, opts });
     }
     Ok(ChainPlan { name: name.to_string(), hops })
+}
+
+fn node_opts(n: &NodeConfig, connector: String, dialer: String, ctx: &str) -> Result<NodeOpts, String> {
+    let c = n.connector.clone().unwrap_or_default();
+    let d = n.dialer.clone().unwrap_or_default();
+    let auth = c.auth.as_ref().filter(|a| !a.username.is_empty() || !a.password.is_empty()).map(|a| (a.username.clone(), a.password.clone()));
+    let tls = if dialer == "tls" {
+        // GOST reads a node's client TLS from the dialer, falling back to the node.
+        let cfg = d.tls.as_ref().or(c.tls.as_ref());
+        Some(crate::tls::client_config(cfg, &n.addr).map_err(|e| format!("{ctx}: dialer.{e}"))?)
+    } else {
+        None
+    };
+    Ok(NodeOpts { connector, dialer, auth, connector_md: c.metadata, dialer_md: d.metadata, tls })
 }
 
 fn check_type(gost: &[&str], ours: &[&str], what: &str, kind: &str, ctx: &str) -> Result<(), String> {
@@ -271,7 +336,7 @@ pub fn plan_service(cfg: &Config, s: &ServiceConfig) -> Result<ServicePlan, Stri
             (selector_from(f.selector.as_ref(), &fctx)?, t)
         }
     };
-    if targets.is_empty() {
+    if targets.is_empty() && !is_proxy_handler(&handler) {
         if chain.is_none() {
             return Err(format!("{ctx}: no forwarding target (add forwarder.nodes, e.g. -L tcp://:8080/127.0.0.1:80); only a chain ending in a forward connector may omit it"));
         }
@@ -288,6 +353,17 @@ pub fn plan_service(cfg: &Config, s: &ServiceConfig) -> Result<ServicePlan, Stri
     let e = |m: String| md_err(&s.name, "handler.metadata", m.trim_start_matches("metadata.").to_string());
     let dial_timeout = hmd.get_duration(&["dialTimeout", "timeout"]).map_err(e)?.filter(|d| !d.is_zero()).unwrap_or(Duration::from_secs(10));
     let idle_timeout = hmd.get_duration(&["idleTimeout"]).map_err(e)?.unwrap_or(Duration::ZERO);
+    let tls_server = if listener == "tls" {
+        Some(crate::tls::server_config(s.listener.tls.as_ref()).map_err(|e| format!("{ctx}: listener.{e}"))?)
+    } else {
+        None
+    };
+    let auther = auther_for(cfg, s, &ctx)?;
+    if auther.is_some() && !is_proxy_handler(&handler) {
+        // GOST ignores auth on a forwarding handler too; say so rather than let the
+        // user believe the port is protected.
+        tracing::warn!(service = %s.name, "handler.auth has no effect on a {handler:?} handler (it forwards without asking who connects)");
+    }
     Ok(ServicePlan {
         name: s.name.clone(),
         addr: s.addr.clone(),
@@ -301,7 +377,77 @@ pub fn plan_service(cfg: &Config, s: &ServiceConfig) -> Result<ServicePlan, Stri
         dial_timeout,
         idle_timeout,
         retries: s.handler.retries.clamp(0, 10) as u32,
+        tls_server,
+        auther,
+        handler_md: s.handler.metadata.clone(),
     })
+}
+
+/// The users a service accepts: `handler.auth`, `handler.auths`, and the named
+/// top-level `authers` its handler lists (inline `auths` and a users `file`),
+/// all merged as GOST's auther group does (any one that accepts lets the client in).
+fn auther_for(cfg: &Config, s: &ServiceConfig, ctx: &str) -> Result<Option<Arc<crate::auth::Auther>>, String> {
+    let mut a = crate::auth::Auther::new();
+    let mut any = false;
+    for au in s.handler.auth.iter().chain(s.handler.auths.iter()) {
+        if !au.username.is_empty() {
+            a.add(au.username.clone(), au.password.clone());
+            any = true;
+        }
+    }
+    let mut names: Vec<&str> = s.handler.authers.iter().map(String::as_str).collect();
+    if !s.handler.auther.is_empty() {
+        names.push(&s.handler.auther);
+    }
+    for name in names {
+        load_named_auther(cfg, name, &mut a).map_err(|e| format!("{ctx}: handler.auther {name:?}: {e}"))?;
+        any = true;
+    }
+    if !any {
+        return Ok(None);
+    }
+    Ok(Some(Arc::new(a)))
+}
+
+fn load_named_auther(cfg: &Config, name: &str, a: &mut crate::auth::Auther) -> Result<(), String> {
+    let list = cfg.extra.iter().find(|(k, _)| k.eq_ignore_ascii_case("authers")).map(|(_, v)| v);
+    let found = list.and_then(|v| v.as_sequence()).and_then(|seq| {
+        seq.iter().find(|item| yaml_str(item, "name").as_deref() == Some(name))
+    });
+    let Some(item) = found else {
+        return Err("no top-level auther has that name".into());
+    };
+    if let Some(auths) = yaml_get(item, "auths").and_then(|v| v.as_sequence()) {
+        for au in auths {
+            let user = yaml_str(au, "username").unwrap_or_default();
+            if user.is_empty() {
+                return Err("an entry of auths has no username".into());
+            }
+            a.add(user, yaml_str(au, "password").unwrap_or_default());
+        }
+    }
+    if let Some(file) = yaml_get(item, "file") {
+        let path = yaml_str(file, "path").unwrap_or_default();
+        if path.is_empty() {
+            return Err("file has no path".into());
+        }
+        let text = std::fs::read_to_string(&path).map_err(|e| format!("users file {path:?}: {}", crate::service::io_msg(&e)))?;
+        a.parse_users_file(&text);
+    }
+    Ok(())
+}
+
+fn yaml_get<'a>(v: &'a serde_yaml::Value, key: &str) -> Option<&'a serde_yaml::Value> {
+    v.as_mapping()?.iter().find(|(k, _)| k.as_str().is_some_and(|k| k.eq_ignore_ascii_case(key))).map(|(_, v)| v)
+}
+
+fn yaml_str(v: &serde_yaml::Value, key: &str) -> Option<String> {
+    match yaml_get(v, key)? {
+        serde_yaml::Value::String(s) => Some(s.clone()),
+        serde_yaml::Value::Number(n) => Some(n.to_string()),
+        serde_yaml::Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
 }
 
 /// Options that change where traffic goes or who may connect. Ignoring them would

@@ -5,6 +5,7 @@
 
 use super::{bind_addrs, io_msg, v4_fallback, Ctx, Started};
 use crate::chain::{self, Conn};
+
 use crate::stats::{unix_millis, ConnCounters, ConnInfo, Event, Meter};
 use std::io;
 use std::net::SocketAddr;
@@ -108,15 +109,47 @@ async fn accept_loop(l: TcpListener, ctx: Arc<Ctx>) {
     }
 }
 
-async fn handle(client: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
+async fn handle(sock: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
     // Go reports an IPv4 client on a dual-stack socket as IPv4; so do we (the hash
     // strategy keys on this string).
     let peer = super::canon(peer);
-    let plan = &ctx.plan;
     let c = &ctx.counters;
     c.total.fetch_add(1, Relaxed);
     c.active.fetch_add(1, Relaxed);
     let _guard = ActiveGuard(&c.active);
+    let client = match &ctx.plan.tls_server {
+        None => Conn::Tcp(sock),
+        Some(cfg) => {
+            // The handshake runs here, per connection, so a slow client never holds
+            // up the accept loop.
+            let acceptor = tokio_rustls::TlsAcceptor::from(cfg.clone());
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(sock)).await {
+                Ok(Ok(s)) => Conn::boxed(s),
+                Ok(Err(e)) => {
+                    c.errors.fetch_add(1, Relaxed);
+                    debug!(service = %ctx.plan.name, client = %peer, "tls handshake: {}", crate::tls::handshake_msg(&e));
+                    return;
+                }
+                Err(_) => {
+                    c.errors.fetch_add(1, Relaxed);
+                    debug!(service = %ctx.plan.name, client = %peer, "tls handshake timed out");
+                    return;
+                }
+            }
+        }
+    };
+    crate::handler::serve(client, peer, ctx.clone()).await;
+}
+
+/// How long a client may take over a TLS handshake or a proxy request
+/// (GOST's handlers use 15 s for the request).
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The local forwarding handler (`tcp`, `forward`, `rtcp` without a chain): one
+/// forwarder target per connection.
+pub async fn forward(client: Conn, peer: SocketAddr, ctx: Arc<Ctx>) {
+    let plan = &ctx.plan;
+    let c = &ctx.counters;
     let client_s = peer.to_string();
     // Only the hash strategy reads the client IP as text; skip the allocation otherwise.
     let hash_key = plan.wants_hash_key().then(|| peer.ip().to_string());
@@ -127,33 +160,47 @@ async fn handle(client: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
         return;
     };
     let target = &plan.targets[idx];
-    let dialed = tokio::select! {
-        _ = ctx.cancel.cancelled() => return,
-        r = chain::dial_retry(plan.chain.as_deref(), &target.addr, plan.dial_timeout, hash_key, plan.retries) => r,
-    };
-    let (conn, route) = match dialed {
-        Ok(x) => {
+    let (conn, route) = match dial_target(&ctx, &target.addr, hash_key).await {
+        Some(Ok(x)) => {
             target.marker.reset();
             x
         }
-        Err(e) => {
+        Some(Err(e)) => {
             target.marker.mark();
             c.errors.fetch_add(1, Relaxed);
             warn!(service = %plan.name, client = %client_s, target = %target.addr, node = %target.name, "{e}");
             return;
         }
+        None => return,
     };
-    let Conn::Tcp(upstream) = conn;
+    relay(&ctx, client, conn, &client_s, &target.addr, &target.name, &route).await;
+}
+
+/// Dials `target` through the service's chain with its retries; `None` when the
+/// service stopped meanwhile.
+pub async fn dial_target(ctx: &Ctx, target: &str, hash_key: Option<&str>) -> Option<Result<(Conn, chain::Route), String>> {
+    let plan = &ctx.plan;
+    tokio::select! {
+        _ = ctx.cancel.cancelled() => None,
+        r = chain::dial_retry(plan.chain.as_deref(), target, plan.dial_timeout, hash_key, plan.retries) => Some(r),
+    }
+}
+
+/// Registers a connection, pipes it until either side ends, and reports it closed.
+pub async fn relay(ctx: &Ctx, client: Conn, upstream: Conn, client_s: &str, target: &str, node: &str, route: &chain::Route) {
+    let plan = &ctx.plan;
     let id = ctx.conns.next_id();
     let counters = Arc::new(ConnCounters::default());
     let cancel = ctx.cancel.child_token();
+    // Through a chain, the node column shows the last hop's node.
+    let node = route.hops.last().map(|h| h.node.clone()).unwrap_or_else(|| node.to_string());
     let info = ConnInfo {
         id,
         service: plan.name.clone(),
         network: "tcp".into(),
-        client: client_s.clone(),
-        target: target.addr.clone(),
-        node: target.name.clone(),
+        client: client_s.to_string(),
+        target: target.to_string(),
+        node,
         since: unix_millis(),
         bytes_in: 0,
         bytes_out: 0,
@@ -162,15 +209,15 @@ async fn handle(client: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
         let _ = ctx.events.send(Event::ConnOpened { conn: info.clone() });
     }
     ctx.conns.insert(info, counters.clone(), cancel.clone());
-    debug!(service = %plan.name, client = %client_s, target = %target.addr, node = %target.name, route = ?route.path, "connected");
+    debug!(service = %plan.name, client = %client_s, target = %target, route = ?route.path, "connected");
     let meter = Meter { conn: counters, service: ctx.counters.clone() };
     let result = tokio::select! {
         _ = cancel.cancelled() => Err(io::Error::new(io::ErrorKind::Interrupted, "closed by user")),
-        r = crate::io::pipe(&client, &upstream, &meter, plan.idle_timeout) => r,
+        r = crate::io::pipe_conn(client, upstream, &meter, plan.idle_timeout) => r,
     };
     let error = result.err().map(|e| io_msg(&e));
     if let Some(info) = ctx.conns.remove(id) {
-        debug!(service = %plan.name, client = %client_s, target = %target.addr, bytes_in = info.bytes_in, bytes_out = info.bytes_out, "closed{}", error.as_ref().map(|e| format!(": {e}")).unwrap_or_default());
+        debug!(service = %plan.name, client = %client_s, target = %target, bytes_in = info.bytes_in, bytes_out = info.bytes_out, "closed{}", error.as_ref().map(|e| format!(": {e}")).unwrap_or_default());
         let _ = ctx.events.send(Event::ConnClosed { conn: info, error });
     }
 }
