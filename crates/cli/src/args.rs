@@ -9,6 +9,8 @@ Usage:
   portway [-L URL]... [-F URL]... [-C FILE] [-O yaml|json] [-D]
   portway                       run the active profile (the built-in default on first run)
   portway --profile NAME        run a stored profile
+  portway probe [SERVICE] [--target HOST:PORT] [--json] [-L … -F … | -C FILE | --profile NAME]
+                                dial through SERVICE's chain and report each hop (exit 1 if it breaks)
 
 Flags (GOST v3's, with Go flag syntax: -L x, -L=x, --L x):
   -L URL      a service: [scheme://][user:pass@][host]:port[/target,...][?k=v&...]

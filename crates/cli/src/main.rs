@@ -188,7 +188,17 @@ fn print_status(engine: &Engine) {
 }
 
 fn main() -> ExitCode {
-    let args = match args::parse(std::env::args().skip(1)) {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    if argv.first().map(String::as_str) == Some("probe") {
+        return match probe(argv[1..].to_vec()) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("portway probe: {e:#}");
+                ExitCode::from(2)
+            }
+        };
+    }
+    let args = match args::parse(argv) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("portway: {e}\nRun 'portway --help' for usage.");
@@ -216,6 +226,66 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// `portway probe [SERVICE] [--target HOST:PORT] [-L … -F … | -C FILE | --profile NAME]`:
+/// dials through the service's chain without starting it and prints each hop's
+/// result. Exit status 0 when the whole route works, 1 when it breaks.
+fn probe(argv: Vec<String>) -> Result<ExitCode> {
+    let mut service = None;
+    let mut target = None;
+    let mut json = false;
+    let mut rest = Vec::new();
+    let mut it = argv.into_iter();
+    while let Some(a) = it.next() {
+        if a == "--target" || a == "-target" {
+            target = Some(it.next().ok_or_else(|| anyhow!("--target needs an address (host:port)"))?);
+        } else if let Some(t) = a.strip_prefix("--target=") {
+            target = Some(t.to_string());
+        } else if a == "--json" {
+            json = true;
+        } else if !a.starts_with('-') && service.is_none() && !rest.last().is_some_and(|p: &String| p.starts_with('-') && !p.contains('=') && !matches!(p.as_str(), "-D" | "-DD")) {
+            service = Some(a);
+        } else {
+            rest.push(a);
+        }
+    }
+    let args = args::parse(rest).map_err(|e| anyhow!(e))?;
+    let source = if args.configs.is_empty() && args.services.is_empty() {
+        profile_source(args.profile.clone())?
+    } else {
+        Source::Cmd { configs: args.configs.clone(), services: args.services.clone(), nodes: args.nodes.clone() }
+    };
+    let built = build(&source)?;
+    print_warnings(&built.warnings);
+    let service = match service {
+        Some(s) => s,
+        None => match built.config.services.as_slice() {
+            [only] => only.name.clone(),
+            [] => bail!("no service to probe in {}", built.label),
+            many => bail!("name the service to probe: {}", many.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")),
+        },
+    };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
+    let report = rt.block_on(portway_core::engine::probe_config(&built.config, &service, target.as_deref())).map_err(|e| anyhow!(e))?;
+    if json {
+        print_out(&(serde_json::to_string_pretty(&report).unwrap_or_default() + "\n"))?;
+    } else {
+        let mut out = format!("probe {:?}{}\n", report.service, if report.target.is_empty() { String::new() } else { format!(" → {}", report.target) });
+        for (i, h) in report.hops.iter().enumerate() {
+            let what = if h.hop == "target" { "target".to_string() } else { format!("hop {} {:?} node {:?}", i + 1, h.hop, h.node) };
+            match &h.error {
+                None => out.push_str(&format!("  ok      {what} ({}) {} ms\n", h.addr, h.ms)),
+                Some(e) => out.push_str(&format!("  FAILED  {what} ({}) after {} ms: {e}\n", h.addr, h.ms)),
+            }
+        }
+        match &report.error {
+            None => out.push_str(&format!("ok: route works ({} ms)\n", report.ms)),
+            Some(e) => out.push_str(&format!("failed: {e}\n")),
+        }
+        print_out(&out)?;
+    }
+    Ok(if report.ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 fn run(args: args::Args) -> Result<ExitCode> {

@@ -84,11 +84,31 @@ pub async fn dial(chain: Option<&ChainPlan>, target: &str, timeout: Duration, ha
 /// `dial` for either network, returning the route so far with a failure too (the
 /// probe shows it).
 pub async fn dial_network(chain: Option<&ChainPlan>, network: Network, target: &str, timeout: Duration, hash_key: Option<&str>) -> Result<(Conn, Route), (String, Route)> {
+    dial_route(chain, network, Some(target), timeout, hash_key).await
+}
+
+/// Reaches every hop of `chain` and, when `target` is given, the target through
+/// the last one. Without a target (a proxy service probed with no address) the
+/// connection ends at the last node.
+pub async fn dial_route(chain: Option<&ChainPlan>, network: Network, target: Option<&str>, timeout: Duration, hash_key: Option<&str>) -> Result<(Conn, Route), (String, Route)> {
     let mut route = Route::default();
     let Some(chain) = chain else {
-        return match dial_tcp(target, timeout).await {
-            Ok(s) => Ok((Conn::Tcp(s), route)),
-            Err(e) => Err((format!("dial {target}: {}", crate::service::io_msg(&e)), route)),
+        let Some(target) = target else {
+            return Err(("nothing to probe: no chain and no target".to_string(), route));
+        };
+        let t0 = Instant::now();
+        let r = dial_tcp(target, timeout).await;
+        let ms = t0.elapsed().as_millis() as u64;
+        return match r {
+            Ok(s) => {
+                route.hops.push(HopResult { hop: "target".into(), node: target.to_string(), addr: target.to_string(), ms, error: None });
+                Ok((Conn::Tcp(s), route))
+            }
+            Err(e) => {
+                let msg = crate::service::io_msg(&e);
+                route.hops.push(HopResult { hop: "target".into(), node: target.to_string(), addr: target.to_string(), ms, error: Some(msg.clone()) });
+                Err((format!("dial {target}: {msg}"), route))
+            }
         };
     };
     let mut conn: Option<Conn> = None;
@@ -131,6 +151,9 @@ pub async fn dial_network(chain: Option<&ChainPlan>, network: Network, target: &
     }
     let (Some(c), Some(last)) = (conn, prev) else {
         return Err(("empty chain".to_string(), route));
+    };
+    let Some(target) = target else {
+        return Ok((c, route));
     };
     let t0 = Instant::now();
     match within(timeout, crate::connector::connect(last, c, network, target)).await {

@@ -45,6 +45,53 @@ pub struct ServiceStatus {
     pub enabled: bool,
 }
 
+/// Probes a service of `config` without starting anything (`portway probe`).
+pub async fn probe_config(config: &Config, service: &str, target: Option<&str>) -> Result<ProbeReport, EngineError> {
+    let svc = config.service(service).ok_or_else(|| EngineError::NoSuchService { name: service.into() })?;
+    Ok(probe_plan(service, plan_service(config, svc).map(Arc::new), target).await)
+}
+
+async fn probe_plan(service: &str, plan: Result<Arc<ServicePlan>, String>, target: Option<&str>) -> ProbeReport {
+    let plan = match plan {
+        Ok(p) => p,
+        Err(e) => return ProbeReport { service: service.into(), target: target.unwrap_or_default().into(), ok: false, ms: 0, hops: Vec::new(), error: Some(e) },
+    };
+    let target = target
+        .map(str::to_string)
+        .or_else(|| plan.targets.iter().find(|t| !t.addr.ends_with(":0") || plan.chain.is_some()).map(|t| t.addr.clone()))
+        .filter(|t| !t.is_empty());
+    let network = match plan.network {
+        Network::Tcp => crate::chain::Network::Tcp,
+        Network::Udp => crate::chain::Network::Udp,
+    };
+    if plan.chain.is_none() && network == crate::chain::Network::Udp {
+        let error = "a UDP target without a chain cannot be probed: UDP has no handshake to test".to_string();
+        return ProbeReport { service: service.into(), target: target.unwrap_or_default(), ok: false, ms: 0, hops: Vec::new(), error: Some(error) };
+    }
+    let t0 = std::time::Instant::now();
+    let r = crate::chain::dial_route(plan.chain.as_deref(), network, target.as_deref(), plan.dial_timeout, None).await;
+    let ms = t0.elapsed().as_millis() as u64;
+    let (ok, hops, error) = match r {
+        Ok((_conn, route)) => (true, route.hops, None),
+        Err((e, route)) => (false, route.hops, Some(e)),
+    };
+    ProbeReport { service: service.into(), target: target.unwrap_or_default(), ok, ms, hops, error }
+}
+
+/// What [`Engine::probe`] found.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ProbeReport {
+    pub service: String,
+    /// The address asked for through the chain; empty when only the hops were tried.
+    pub target: String,
+    pub ok: bool,
+    /// Milliseconds for the whole route.
+    pub ms: u64,
+    /// Each hop reached, the failing one last (its `error` set).
+    pub hops: Vec<crate::chain::HopResult>,
+    pub error: Option<String>,
+}
+
 /// What `apply` did.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct ApplyReport {
@@ -240,6 +287,23 @@ impl Engine {
             }
         }
         report
+    }
+
+    /// Dials through a service's chain as a connection would, and reports each
+    /// hop's result and time: "hop 2 (127.0.0.12:1080) refused: authentication
+    /// failed" instead of "it doesn't work". `target` defaults to the service's
+    /// first forwarding target; a proxy service without one probes its hops only.
+    /// A running service's node health is updated as by real traffic.
+    pub async fn probe(&self, service: &str, target: Option<&str>) -> Result<ProbeReport, EngineError> {
+        let plan = {
+            let st = lock(&self.inner.state);
+            let svc = st.services.get(service).ok_or_else(|| EngineError::NoSuchService { name: service.into() })?;
+            match &svc.plan {
+                Some(p) => Ok(p.clone()),
+                None => plan_service(&st.config, &svc.cfg).map(Arc::new),
+            }
+        };
+        Ok(probe_plan(service, plan, target).await)
     }
 
     /// Starts one service of the applied config (unless disabled).
