@@ -10,6 +10,7 @@ pub mod conn;
 pub mod connector;
 pub mod config;
 pub mod engine;
+pub mod framed;
 pub mod handler;
 pub mod io;
 pub mod logging;
