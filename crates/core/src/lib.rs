@@ -11,6 +11,7 @@ pub mod connector;
 pub mod config;
 pub mod dialer;
 pub mod engine;
+pub mod framed;
 pub mod handler;
 pub mod io;
 pub mod logging;

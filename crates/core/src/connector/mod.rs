@@ -2,6 +2,9 @@
 //! (or the previous hop) made, to ask the node for the next address (go-gost/x
 //! `connector/*`).
 
+pub mod socks4;
+pub mod socks5;
+
 use crate::config::validate::NodeOpts;
 use crate::conn::Conn;
 use std::io;

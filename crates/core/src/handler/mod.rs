@@ -1,6 +1,9 @@
 //! Handlers: the server side of a proxy protocol, run on an accepted connection
 //! to learn where the client wants to go (go-gost/x `handler/*`).
 
+pub mod socks4;
+pub mod socks5;
+
 use crate::service::Ctx;
 use crate::conn::Conn;
 use std::net::SocketAddr;

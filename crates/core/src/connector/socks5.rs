@@ -1,0 +1,216 @@
+//! SOCKS5 client, as GOST's `socks5` connector speaks it to the next hop
+//! (go-gost/x `connector/socks/v5`), without GOST's TLS methods `80`/`82`: a GOST
+//! server also accepts plain `00`/`02`.
+
+use crate::codec::addr::{Addr, Host};
+use crate::codec::socks5::{
+    self as s5, cmd, method, rep, Decoded, Message, Socks5Error, MAX_REQUEST_LEN,
+};
+use crate::framed::{read_message, ReadError};
+use std::net::{IpAddr, Ipv4Addr};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+
+#[derive(Clone, Default)]
+pub struct Socks5Options {
+    /// RFC 1929 credentials (user, password).
+    pub auth: Option<(String, String)>,
+}
+
+impl std::fmt::Debug for Socks5Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Socks5Options").field("user", &self.auth.as_ref().map(|a| &a.0)).finish()
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Socks5Connector {
+    opts: Socks5Options,
+}
+
+/// Maps a failed message read to an error naming the handshake step.
+pub(crate) fn read_err(step: &'static str) -> impl Fn(ReadError<Socks5Error>) -> Socks5Error {
+    move |e| match e {
+        ReadError::Io(e) => Socks5Error::Io(e),
+        ReadError::Closed => Socks5Error::Closed(step),
+        ReadError::Oversized => Socks5Error::Oversized(step),
+        ReadError::Decode(e) => e,
+    }
+}
+
+pub(crate) async fn read_msg<S, T>(
+    s: &mut S,
+    max: usize,
+    step: &'static str,
+    decode: impl Fn(&[u8]) -> Result<Decoded<T>, Socks5Error>,
+) -> Result<T, Socks5Error>
+where
+    S: AsyncRead + Unpin + ?Sized,
+{
+    read_message(s, max, decode).await.map_err(read_err(step))
+}
+
+async fn send<S: AsyncWrite + Unpin + ?Sized>(s: &mut S, bytes: &[u8]) -> Result<(), Socks5Error> {
+    s.write_all(bytes).await?;
+    s.flush().await?;
+    Ok(())
+}
+
+impl Socks5Connector {
+    pub fn new(opts: Socks5Options) -> Socks5Connector {
+        Socks5Connector { opts }
+    }
+
+    /// Method negotiation and, if the server asks for it, RFC 1929 auth. We offer
+    /// `00`, plus `02` when credentials are configured.
+    pub async fn handshake<S>(&self, s: &mut S) -> Result<(), Socks5Error>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + ?Sized,
+    {
+        let mut out = Vec::with_capacity(4);
+        let offer: &[u8] = if self.opts.auth.is_some() { &[method::NO_AUTH, method::USER_PASS] } else { &[method::NO_AUTH] };
+        s5::encode_methods(offer, &mut out);
+        send(s, &out).await?;
+        let chosen = read_msg(s, 2, "method selection", s5::decode_method_choice).await?;
+        match chosen {
+            method::NO_AUTH => Ok(()),
+            // A GOST v3.2.6 server with users answers 02 even to an offer of 00 alone.
+            method::USER_PASS => match &self.opts.auth {
+                Some((user, pass)) => self.user_pass(s, user, pass).await,
+                None => Err(Socks5Error::ServerRequiresAuth),
+            },
+            method::NONE_ACCEPTABLE if self.opts.auth.is_none() => Err(Socks5Error::ServerRequiresAuth),
+            method::NONE_ACCEPTABLE => Err(Socks5Error::NoMethodAccepted),
+            m => Err(Socks5Error::UnexpectedMethod(m)),
+        }
+    }
+
+    async fn user_pass<S>(&self, s: &mut S, user: &str, pass: &str) -> Result<(), Socks5Error>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + ?Sized,
+    {
+        let mut out = Vec::with_capacity(3 + user.len() + pass.len());
+        s5::encode_user_pass(user, pass, &mut out)?;
+        send(s, &out).await?;
+        match read_msg(s, 2, "username/password authentication", s5::decode_auth_status).await? {
+            0 => Ok(()),
+            _ => Err(Socks5Error::AuthFailed(user.to_string())),
+        }
+    }
+
+    /// Sends one request and reads its reply; a non-success reply is an error
+    /// naming the command, the address and the reply code.
+    async fn request<S>(&self, s: &mut S, code: u8, addr: &Addr) -> Result<Addr, Socks5Error>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + ?Sized,
+    {
+        let mut out = Vec::with_capacity(3 + addr.encoded_len());
+        Message::new(code, addr.clone()).encode(&mut out);
+        send(s, &out).await?;
+        read_reply(s, code, addr).await
+    }
+
+    /// Handshake + CONNECT to `target` (`host:port`); returns the server's BND
+    /// address. An empty host means `127.0.0.1`, as GOST sends it.
+    pub async fn connect<S>(&self, s: &mut S, target: &str) -> Result<Addr, Socks5Error>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + ?Sized,
+    {
+        let addr = connect_target(target)?;
+        self.handshake(s).await?;
+        self.request(s, cmd::CONNECT, &addr).await
+    }
+
+    /// Handshake + GOST UDP-TUN association (`F3` with `0.0.0.0:0`); returns the
+    /// server's UDP socket address. From then on the stream carries
+    /// `codec::udptun` frames (`framed::read_frame` / `write_frame`).
+    pub async fn udp_tun<S>(&self, s: &mut S) -> Result<Addr, Socks5Error>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + ?Sized,
+    {
+        self.handshake(s).await?;
+        self.request(s, cmd::UDP_TUN, &s5::zero_addr()).await
+    }
+
+    /// Handshake + plain BIND (`02`) asking the server to listen on `addr`; returns
+    /// the first reply's address (where the server listens). Then call
+    /// [`Socks5Connector::bind_accepted`] for the second reply.
+    pub async fn bind<S>(&self, s: &mut S, addr: &Addr) -> Result<Addr, Socks5Error>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + ?Sized,
+    {
+        self.handshake(s).await?;
+        self.request(s, cmd::BIND, addr).await
+    }
+
+    /// Waits for BIND's second reply: the address of the peer that connected.
+    /// After it the stream carries that peer's bytes. The caller bounds the wait.
+    pub async fn bind_accepted<S>(&self, s: &mut S, addr: &Addr) -> Result<Addr, Socks5Error>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + ?Sized,
+    {
+        read_reply(s, cmd::BIND, addr).await
+    }
+}
+
+async fn read_reply<S>(s: &mut S, code: u8, addr: &Addr) -> Result<Addr, Socks5Error>
+where
+    S: AsyncRead + Unpin + ?Sized,
+{
+    let reply = read_msg(s, MAX_REQUEST_LEN, "the reply to a request", Message::decode).await?;
+    if reply.code != rep::SUCCEEDED {
+        return Err(Socks5Error::Refused {
+            cmd: s5::cmd_name(code),
+            target: addr.to_string(),
+            code: reply.code,
+            text: s5::rep_text(reply.code),
+        });
+    }
+    Ok(reply.addr)
+}
+
+/// `host:port` as CONNECT sends it: an empty host becomes 127.0.0.1
+/// (go-gost/x `connector/socks/v5/connector.go`).
+pub fn connect_target(target: &str) -> Result<Addr, Socks5Error> {
+    let mut addr = Addr::parse(target)?;
+    if target.starts_with(':') {
+        addr.host = Host::Ip(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    }
+    Ok(addr)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_host_connects_to_loopback() {
+        assert_eq!(connect_target(":8080").unwrap().to_string(), "127.0.0.1:8080");
+        assert_eq!(connect_target("0.0.0.0:1").unwrap().to_string(), "0.0.0.0:1");
+        assert!(matches!(connect_target("nohost"), Err(Socks5Error::Addr(_))));
+    }
+
+    #[tokio::test]
+    async fn example_a_bytes_on_the_wire() {
+        // §5.8 A from the client's side against a scripted server.
+        let (mut c, mut srv) = tokio::io::duplex(256);
+        let server = tokio::spawn(async move {
+            use tokio::io::AsyncReadExt;
+            let mut b = [0u8; 3];
+            srv.read_exact(&mut b).await.unwrap();
+            assert_eq!(b, [5, 1, 0]);
+            srv.write_all(&[5, 0]).await.unwrap();
+            let mut r = [0u8; 10];
+            srv.read_exact(&mut r).await.unwrap();
+            assert_eq!(r, [5, 1, 0, 1, 0xC0, 0xA8, 1, 1, 0, 0x50]);
+            srv.write_all(&[5, 0, 0, 1, 10, 0, 0, 2, 0x9C, 0x40, b'!']).await.unwrap();
+            srv
+        });
+        let bnd = Socks5Connector::default().connect(&mut c, "192.168.1.1:80").await.unwrap();
+        assert_eq!(bnd.to_string(), "10.0.0.2:40000");
+        // The byte after the reply is still there for the data path.
+        let mut x = [0u8; 1];
+        tokio::io::AsyncReadExt::read_exact(&mut c, &mut x).await.unwrap();
+        assert_eq!(&x, b"!");
+        server.await.unwrap();
+    }
+}

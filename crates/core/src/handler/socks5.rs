@@ -1,0 +1,311 @@
+//! SOCKS5 server side, protocol only (go-gost/x `handler/socks/v5`): method choice,
+//! RFC 1929 auth, the request and its gates, replies, and the server half of a
+//! GOST UDP-TUN association. Dialing the target and piping bytes are the
+//! engine's job.
+//!
+//! GOST's TLS methods `80`/`82` are never chosen: a GOST client also offers `00`
+//! (and `02` with auth), so it falls back to plain SOCKS5.
+
+use crate::auth::Auther;
+use crate::codec::addr::{Addr, Host};
+use crate::codec::socks5::{self as s5, cmd, method, rep, Message, Socks5Error, MAX_METHODS_LEN, MAX_REQUEST_LEN, MAX_USER_PASS_LEN};
+use crate::codec::udptun::UdpTunError;
+use crate::connector::socks5::read_msg;
+use crate::framed::{read_frame, write_frame, FrameBuf};
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::UdpSocket;
+
+#[derive(Debug, Clone, Default)]
+pub struct ServerOptions {
+    /// Users; `Some` makes authentication mandatory (GOST: any auther set).
+    pub auther: Option<Arc<Auther>>,
+    /// GOST `udp`: allow UDP ASSOCIATE and UDP-TUN association.
+    pub udp: bool,
+    /// GOST `bind`: allow BIND, MUX-BIND and UDP-TUN bind (port ≠ 0).
+    pub bind: bool,
+}
+
+/// What the client asked for, after the gates passed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub cmd: u8,
+    pub addr: Addr,
+    /// The authenticated user, if auth ran.
+    pub user: Option<String>,
+}
+
+/// GOST master's choice (`handler/socks/v5/selector.go`, minus TLS): with users,
+/// `02` if offered; without, `00` if offered; else `FF`.
+pub fn choose_method(offered: &[u8], auth_required: bool) -> u8 {
+    let want = if auth_required { method::USER_PASS } else { method::NO_AUTH };
+    if offered.contains(&want) {
+        want
+    } else {
+        method::NONE_ACCEPTABLE
+    }
+}
+
+async fn send<S: AsyncWrite + Unpin + ?Sized>(s: &mut S, bytes: &[u8]) -> Result<(), Socks5Error> {
+    s.write_all(bytes).await?;
+    s.flush().await?;
+    Ok(())
+}
+
+/// Runs the handshake up to and including the request. Refused requests are
+/// answered here (`02` not allowed, `07` unsupported) and come back as errors.
+/// The caller bounds the whole call with its read timeout (GOST: 15 s).
+pub async fn accept<S>(s: &mut S, opts: &ServerOptions) -> Result<Request, Socks5Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin + ?Sized,
+{
+    let user = negotiate(s, opts).await?;
+    let req = read_msg(s, MAX_REQUEST_LEN, "the request", Message::decode).await?;
+    if let Err(e) = gate(req.code, &req.addr, opts) {
+        let code = match e {
+            Socks5Error::NotAllowed { .. } => rep::NOT_ALLOWED,
+            _ => rep::CMD_UNSUPPORTED,
+        };
+        reply(s, code, None).await?;
+        return Err(e);
+    }
+    Ok(Request { cmd: req.code, addr: req.addr, user })
+}
+
+/// Method selection and, when chosen, RFC 1929: returns the user that logged in.
+async fn negotiate<S>(s: &mut S, opts: &ServerOptions) -> Result<Option<String>, Socks5Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin + ?Sized,
+{
+    let offered = read_msg(s, MAX_METHODS_LEN, "method selection", s5::decode_methods).await?;
+    let chosen = choose_method(&offered, opts.auther.is_some());
+    let mut out = Vec::with_capacity(2);
+    s5::encode_method_choice(chosen, &mut out);
+    send(s, &out).await?;
+    match (chosen, &opts.auther) {
+        (method::USER_PASS, Some(auther)) => authenticate(s, auther).await.map(Some),
+        (method::NO_AUTH, _) => Ok(None),
+        _ => Err(Socks5Error::NoAcceptableMethod {
+            offered: method_list(&offered),
+            needed: if opts.auther.is_some() { "02 (username/password)" } else { "00 (no authentication)" },
+        }),
+    }
+}
+
+fn method_list(m: &[u8]) -> String {
+    if m.is_empty() {
+        return "nothing".into();
+    }
+    m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ")
+}
+
+async fn authenticate<S>(s: &mut S, auther: &Auther) -> Result<String, Socks5Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin + ?Sized,
+{
+    let up = read_msg(s, MAX_USER_PASS_LEN, "username/password authentication", s5::decode_user_pass).await?;
+    let ok = auther.authenticate(&up.user, &up.pass);
+    let mut out = Vec::with_capacity(2);
+    s5::encode_auth_status(if ok { 0 } else { 1 }, &mut out);
+    send(s, &out).await?;
+    if ok {
+        Ok(up.user)
+    } else {
+        Err(Socks5Error::ClientAuthFailed(up.user))
+    }
+}
+
+/// GOST's gates (`handler/socks/v5/handler.go`, `udp_tun.go`, `bind.go`,
+/// `mbind.go`, `udp.go`). UDP-TUN with a non-zero port is a bind (rudp) and
+/// needs `bind`, not `udp`.
+fn gate(code: u8, addr: &Addr, opts: &ServerOptions) -> Result<(), Socks5Error> {
+    let need = match code {
+        cmd::CONNECT => return Ok(()),
+        cmd::UDP_ASSOCIATE => ("udp", opts.udp),
+        cmd::UDP_TUN if addr.port == 0 => ("udp", opts.udp),
+        cmd::UDP_TUN | cmd::BIND | cmd::MUX_BIND => ("bind", opts.bind),
+        c => return Err(Socks5Error::UnsupportedCommand(s5::cmd_name(c))),
+    };
+    match need {
+        (_, true) => Ok(()),
+        (option, false) => Err(Socks5Error::NotAllowed { cmd: s5::cmd_name(code), option }),
+    }
+}
+
+/// Writes `05 REP 00 ADDR`; without an address gosocks5 writes `01 00000000 0000`.
+pub async fn reply<S>(s: &mut S, code: u8, bound: Option<&Addr>) -> Result<(), Socks5Error>
+where
+    S: AsyncWrite + Unpin + ?Sized,
+{
+    let addr = bound.cloned().unwrap_or_else(s5::zero_addr);
+    let mut out = Vec::with_capacity(3 + addr.encoded_len());
+    Message::new(code, addr).encode(&mut out);
+    send(s, &out).await
+}
+
+/// The server half of a UDP-TUN association: frames from `stream` go from `sock`
+/// to the address they carry (names resolved with the system resolver), and
+/// datagrams arriving on `sock` go back framed with their source address. Ends
+/// with `Ok` when the client closes the stream. `to_targets` / `to_client` count
+/// payload bytes each way.
+pub async fn udp_tun_serve<S>(
+    stream: S,
+    sock: UdpSocket,
+    to_targets: &(dyn Fn(u64) + Send + Sync),
+    to_client: &(dyn Fn(u64) + Send + Sync),
+) -> Result<(), UdpTunError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let (mut rd, mut wr) = tokio::io::split(stream);
+    let v6 = sock.local_addr()?.is_ipv6();
+    let sock = &sock;
+    let uplink = async move {
+        let mut fb = FrameBuf::new();
+        let mut names = NameCache::default();
+        while let Some((addr, payload)) = read_frame(&mut rd, &mut fb).await? {
+            let Some(dst) = names.resolve(&addr, v6).await else { continue };
+            match sock.send_to(payload, dst).await {
+                Ok(n) => to_targets(n as u64),
+                Err(e) => tracing::debug!("udp-tun: send to {dst} failed: {e}"),
+            }
+        }
+        Ok(())
+    };
+    let downlink = async move {
+        let mut buf = vec![0u8; 65535];
+        loop {
+            let (n, src) = match sock.recv_from(&mut buf).await {
+                Ok(x) => x,
+                // An ICMP error from an earlier send; the association lives on.
+                Err(e) if transient(&e) => continue,
+                Err(e) => return Err(UdpTunError::Io(e)),
+            };
+            let Some(payload) = buf.get(..n).filter(|p| !p.is_empty()) else { continue };
+            write_frame(&mut wr, &Addr::from(unmap(src)), payload).await?;
+            to_client(n as u64);
+        }
+    };
+    tokio::select! {
+        r = uplink => r,
+        r = downlink => r,
+    }
+}
+
+fn transient(e: &io::Error) -> bool {
+    matches!(e.kind(), io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionReset)
+}
+
+/// A v4-mapped source seen on a dual-stack socket is reported as plain IPv4, the
+/// address the client sent to.
+fn unmap(a: SocketAddr) -> SocketAddr {
+    match a.ip() {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(IpAddr::V4(v4), a.port()),
+            None => a,
+        },
+        IpAddr::V4(_) => a,
+    }
+}
+
+/// Resolved names for one association, so a stream of frames to one name costs
+/// one lookup. Bounded: cleared when full.
+#[derive(Default)]
+struct NameCache {
+    map: HashMap<(String, u16), SocketAddr>,
+}
+
+const NAME_CACHE_MAX: usize = 256;
+
+impl NameCache {
+    /// Where to send a frame from a socket of the given family; `None` (logged)
+    /// when the name does not resolve or the family cannot be reached.
+    async fn resolve(&mut self, addr: &Addr, v6_socket: bool) -> Option<SocketAddr> {
+        let found = match &addr.host {
+            Host::Ip(ip) => SocketAddr::new(*ip, addr.port),
+            Host::Domain(name) => {
+                let key = (name.clone(), addr.port);
+                if let Some(a) = self.map.get(&key) {
+                    *a
+                } else {
+                    let a = lookup(name, addr.port, v6_socket).await?;
+                    if self.map.len() >= NAME_CACHE_MAX {
+                        self.map.clear();
+                    }
+                    self.map.insert(key, a);
+                    a
+                }
+            }
+        };
+        fit_family(found, v6_socket)
+    }
+}
+
+async fn lookup(name: &str, port: u16, v6_socket: bool) -> Option<SocketAddr> {
+    let addrs: Vec<SocketAddr> = match tokio::net::lookup_host((name, port)).await {
+        Ok(a) => a.collect(),
+        Err(e) => {
+            tracing::debug!("udp-tun: cannot resolve {name}: {e}");
+            return None;
+        }
+    };
+    // IPv4 first, as GOST picks (handler/socks/v5/udp.go `resolvePacketConn`);
+    // IPv6 only when the socket can reach it.
+    addrs.iter().find(|a| a.is_ipv4()).or_else(|| addrs.iter().find(|_| v6_socket)).copied()
+}
+
+fn fit_family(a: SocketAddr, v6_socket: bool) -> Option<SocketAddr> {
+    match (a.ip(), v6_socket) {
+        (IpAddr::V4(v4), true) => Some(SocketAddr::new(IpAddr::V6(v4.to_ipv6_mapped()), a.port())),
+        (IpAddr::V6(_), false) => {
+            tracing::debug!("udp-tun: cannot send to {a} from an IPv4 socket");
+            None
+        }
+        _ => Some(a),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn method_choice_follows_gost_master() {
+        assert_eq!(choose_method(&[0x00, 0x80], false), 0x00);
+        assert_eq!(choose_method(&[0x80], false), 0xFF);
+        assert_eq!(choose_method(&[0x00, 0x02, 0x80, 0x82], true), 0x02);
+        assert_eq!(choose_method(&[0x00], true), 0xFF);
+        assert_eq!(choose_method(&[], false), 0xFF);
+    }
+
+    #[test]
+    fn gates_name_the_option() {
+        let off = ServerOptions::default();
+        let zero = s5::zero_addr();
+        let port = Addr::parse(":8080").unwrap();
+        assert!(gate(cmd::CONNECT, &zero, &off).is_ok());
+        let e = gate(cmd::UDP_TUN, &zero, &off).unwrap_err();
+        assert_eq!(e.to_string(), "socks5: UDP-TUN is disabled on this service (enable it with udp=true)");
+        let e = gate(cmd::UDP_TUN, &port, &off).unwrap_err();
+        assert!(e.to_string().contains("bind=true"), "{e}");
+        assert!(gate(cmd::MUX_BIND, &port, &off).unwrap_err().to_string().contains("MUX-BIND"));
+        assert!(gate(cmd::UDP_ASSOCIATE, &zero, &off).unwrap_err().to_string().contains("udp=true"));
+        let on = ServerOptions { udp: true, bind: true, auther: None };
+        for c in [cmd::UDP_TUN, cmd::UDP_ASSOCIATE, cmd::BIND, cmd::MUX_BIND] {
+            assert!(gate(c, &port, &on).is_ok());
+        }
+        assert!(matches!(gate(cmd::RESOLVE, &zero, &on), Err(Socks5Error::UnsupportedCommand(_))));
+    }
+
+    #[test]
+    fn families() {
+        let v4: SocketAddr = "10.0.0.1:53".parse().unwrap();
+        assert_eq!(fit_family(v4, true).unwrap().to_string(), "[::ffff:10.0.0.1]:53");
+        assert_eq!(fit_family(v4, false), Some(v4));
+        assert_eq!(fit_family("[::1]:53".parse().unwrap(), false), None);
+        assert_eq!(unmap("[::ffff:10.0.0.1]:53".parse().unwrap()), v4);
+    }
+}
