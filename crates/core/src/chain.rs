@@ -160,9 +160,20 @@ pub async fn dial_route(chain: Option<&ChainPlan>, network: Network, target: Opt
         Ok(c) => Ok((c, route)),
         Err(e) => {
             let msg = crate::service::io_msg(&e);
+            let ms = t0.elapsed().as_millis() as u64;
             let (hop, node, addr) = route.hops.last().map(|h| (h.hop.clone(), h.node.clone(), h.addr.clone())).unwrap_or_default();
-            route.hops.push(HopResult { hop: "target".into(), node: target.to_string(), addr: target.to_string(), ms: t0.elapsed().as_millis() as u64, error: Some(msg.clone()) });
-            Err((format!("chain {:?}: {} {node:?} ({addr}) of hop {hop:?} could not reach {target}: {msg}", chain.name, last.connector), route))
+            if crate::connector::is_target_refusal(&e) {
+                route.hops.push(HopResult { hop: "target".into(), node: target.to_string(), addr: target.to_string(), ms, error: Some(msg.clone()) });
+                Err((format!("chain {:?}: {} node {node:?} ({addr}) of hop {hop:?} could not reach {target}: {msg}", chain.name, last.connector), route))
+            } else {
+                // The last node itself turned us away (login, protocol): that hop
+                // is where the path breaks.
+                if let Some(h) = route.hops.last_mut() {
+                    h.error = Some(msg.clone());
+                    h.ms += ms;
+                }
+                Err((format!("chain {:?} hop {hop:?} node {node:?} ({addr}): {msg}", chain.name), route))
+            }
         }
     }
 }

@@ -23,6 +23,14 @@ impl Conn {
     pub fn boxed<S: AsyncStream + 'static>(s: S) -> Conn {
         Conn::Boxed(Box::new(s))
     }
+
+    /// This end's address when it is a plain socket (a proxy's reply reports it).
+    pub fn local_addr(&self) -> Option<std::net::SocketAddr> {
+        match self {
+            Conn::Tcp(s) => s.local_addr().ok(),
+            Conn::Boxed(_) => None,
+        }
+    }
 }
 
 impl std::fmt::Debug for Conn {

@@ -508,6 +508,17 @@ fn sample(name: &str, s: &Svc, rates: (u64, u64)) -> ServiceStats {
         rate_out: rates.1,
         errors: c.errors.load(Relaxed),
         nodes: s.plan.as_ref().map(|p| p.targets.iter().map(|t| p.selector.health(t)).collect()).unwrap_or_default(),
+        hops: s
+            .plan
+            .as_ref()
+            .and_then(|p| p.chain.as_ref())
+            .map(|c| {
+                c.hops
+                    .iter()
+                    .map(|h| crate::stats::HopHealth { chain: c.name.clone(), hop: h.name.clone(), nodes: h.nodes.iter().map(|n| h.selector.health(n)).collect() })
+                    .collect()
+            })
+            .unwrap_or_default(),
     }
 }
 

@@ -159,6 +159,16 @@ pub struct ServiceStats {
     pub rate_in: u64,
     pub rate_out: u64,
     pub errors: u64,
+    /// The forwarder's targets.
+    pub nodes: Vec<NodeHealth>,
+    /// The chain's hops with their nodes' health (empty without a chain).
+    pub hops: Vec<HopHealth>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct HopHealth {
+    pub chain: String,
+    pub hop: String,
     pub nodes: Vec<NodeHealth>,
 }
 

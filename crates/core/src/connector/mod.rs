@@ -17,16 +17,48 @@ pub enum Network {
 }
 
 /// Asks the node behind `conn` (reached with `opts`) to connect to `addr`
-/// (GOST's `Connector.Connect`).
-pub async fn connect(opts: &NodeOpts, conn: Conn, network: Network, _addr: &str) -> io::Result<Conn> {
-    match opts.connector.as_str() {
+/// (GOST's `Connector.Connect`). For UDP the returned stream carries GOST's
+/// UDP-over-stream frames ([`crate::codec::udptun`]).
+pub async fn connect(opts: &NodeOpts, mut conn: Conn, network: Network, addr: &str) -> io::Result<Conn> {
+    match (opts.connector.as_str(), network) {
         // The forward connector sends nothing: the server it reaches decides where
         // the bytes go, so `addr` is ignored (go-gost/x connector/forward).
-        "forward" => Ok(conn),
-        other => Err(io::Error::other(format!("connector {other:?} is not implemented in Portway yet"))),
+        ("forward", Network::Tcp) => Ok(conn),
+        ("forward", Network::Udp) => Err(io::Error::other("UDP cannot go through a forward connector: it has no datagram framing (use socks5, http or relay with udp=true on the server)")),
+        ("socks5" | "socks", net) => {
+            let c = socks5::Socks5Connector::new(socks5::Socks5Options { auth: opts.auth.clone() });
+            // connect / udp_tun run the method handshake themselves.
+            match net {
+                Network::Tcp => {
+                    c.connect(&mut conn, addr).await?;
+                }
+                Network::Udp => {
+                    c.udp_tun(&mut conn).await?;
+                }
+            }
+            Ok(conn)
+        }
+        ("socks4" | "socks4a", Network::Tcp) => {
+            let disable4a = opts.connector_md.get_bool(&["disable4a"]).unwrap_or(None).unwrap_or(false);
+            let c = socks4::Socks4Connector::new(socks4::Socks4Options { userid: opts.auth.as_ref().map(|a| a.0.clone()), disable4a });
+            c.connect(&mut conn, addr).await?;
+            Ok(conn)
+        }
+        ("socks4" | "socks4a", Network::Udp) => Err(io::Error::other("SOCKS4 cannot carry UDP")),
+        (other, _) => Err(io::Error::other(format!("connector {other:?} is not implemented in Portway yet"))),
     }
-    .map(|c| {
-        let _ = network;
-        c
-    })
+}
+
+/// Whether a failed final `connect` means the node answered but could not (or
+/// would not) reach the target — as opposed to the node itself refusing us (a
+/// failed login, a protocol mismatch), which the probe pins on the node.
+pub fn is_target_refusal(e: &io::Error) -> bool {
+    let Some(inner) = e.get_ref() else { return false };
+    if let Some(e) = inner.downcast_ref::<crate::codec::socks5::Socks5Error>() {
+        return matches!(e, crate::codec::socks5::Socks5Error::Refused { .. });
+    }
+    if let Some(e) = inner.downcast_ref::<crate::codec::socks4::Socks4Error>() {
+        return matches!(e, crate::codec::socks4::Socks4Error::Refused { .. });
+    }
+    false
 }

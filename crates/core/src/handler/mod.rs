@@ -12,7 +12,18 @@ use std::sync::Arc;
 /// Runs the service's handler on an accepted (and, for a `tls` listener,
 /// decrypted) connection.
 pub async fn serve(client: Conn, peer: SocketAddr, ctx: Arc<Ctx>) {
+    use crate::service::proxy;
     match ctx.plan.handler.as_str() {
+        "socks5" | "socks" => proxy::socks5(client, peer, ctx).await,
+        "socks4" | "socks4a" => proxy::socks4(client, peer, ctx).await,
+        "auto" => proxy::auto(client, peer, ctx).await,
         _ => crate::service::tcp::forward(client, peer, ctx).await,
     }
+}
+
+/// The HTTP proxy handler (`http`, and `auto` for anything not SOCKS).
+pub async fn serve_http(client: Conn, peer: SocketAddr, ctx: Arc<Ctx>) {
+    // Until the HTTP handler lands, a client that is not SOCKS is closed.
+    let _ = (client, peer);
+    tracing::debug!(service = %ctx.plan.name, "http proxy handler not available yet");
 }

@@ -2,6 +2,7 @@
 //! `udp`, `forward` handlers, and `rtcp`/`rudp` without a chain, which GOST runs
 //! as local forwarding too).
 
+pub mod proxy;
 pub mod tcp;
 pub mod udp;
 
@@ -49,6 +50,11 @@ pub fn v4_fallback(a: SocketAddr) -> SocketAddr {
 
 /// "address already in use" rather than "Address already in use (os error 98)".
 pub fn io_msg(e: &io::Error) -> String {
+    // A protocol error carried in an io::Error says more than its kind does
+    // ("socks5: authentication failed …", not "permission denied").
+    if let Some(inner) = e.get_ref() {
+        return inner.to_string();
+    }
     match e.kind() {
         io::ErrorKind::AddrInUse => "address already in use".into(),
         io::ErrorKind::AddrNotAvailable => "address not available on this machine".into(),

@@ -1,6 +1,8 @@
 //! Real backends on loopback for engine tests. Every backend binds port 0.
 #![allow(dead_code)]
 
+pub mod peers;
+
 use portway_core::config::{load_str, Config};
 use portway_core::stats::Event;
 use std::net::SocketAddr;

@@ -1,0 +1,181 @@
+//! Proxy handlers glued to the engine: the protocol's server side
+//! ([`crate::handler`]) learns the target, the service's chain dials it, the
+//! data path pipes it, and the connection shows in the live list like any other.
+
+use super::tcp::{dial_target, relay, HANDSHAKE_TIMEOUT};
+use super::Ctx;
+use crate::codec::addr::Addr;
+use crate::codec::socks5::{cmd, rep};
+use crate::conn::{Conn, Prefixed};
+use crate::handler::{socks4, socks5};
+use crate::stats::{unix_millis, ConnCounters, ConnInfo, Event, Meter};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use tokio::io::AsyncReadExt;
+use tracing::{debug, warn};
+
+fn md_bool(ctx: &Ctx, key: &str) -> bool {
+    ctx.plan.handler_md.get_bool(&[key]).unwrap_or(None).unwrap_or(false)
+}
+
+/// A handshake failure: the client's problem, logged at debug unless it is a
+/// refused login (which an operator wants to see).
+fn handshake_failed(ctx: &Ctx, peer: SocketAddr, proto: &str, e: &dyn std::fmt::Display) {
+    ctx.counters.errors.fetch_add(1, Relaxed);
+    let msg = e.to_string();
+    if msg.contains("authentication") || msg.contains("not allowed") || msg.contains("disabled") {
+        warn!(service = %ctx.plan.name, client = %peer, "{proto}: {msg}");
+    } else {
+        debug!(service = %ctx.plan.name, client = %peer, "{proto}: {msg}");
+    }
+}
+
+/// GOST's `socks5` handler: CONNECT through the chain, and UDP-over-stream
+/// associations (`udp=true`).
+pub async fn socks5(mut client: Conn, peer: SocketAddr, ctx: Arc<Ctx>) {
+    let opts = socks5::ServerOptions { auther: ctx.plan.auther.clone(), udp: md_bool(&ctx, "udp"), bind: md_bool(&ctx, "bind") };
+    let req = match tokio::time::timeout(HANDSHAKE_TIMEOUT, socks5::accept(&mut client, &opts)).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => return handshake_failed(&ctx, peer, "socks5", &e),
+        Err(_) => return handshake_failed(&ctx, peer, "socks5", &"no request within 15s"),
+    };
+    match req.cmd {
+        cmd::CONNECT => {
+            let target = req.addr.to_string();
+            let (up, route) = match dial_target(&ctx, &target, None).await {
+                Some(Ok(x)) => x,
+                Some(Err(e)) => {
+                    ctx.counters.errors.fetch_add(1, Relaxed);
+                    warn!(service = %ctx.plan.name, client = %peer, target = %target, "{e}");
+                    let _ = socks5::reply(&mut client, rep::HOST_UNREACHABLE, None).await;
+                    return;
+                }
+                None => return,
+            };
+            let bound = up.local_addr().map(Addr::from);
+            if let Err(e) = socks5::reply(&mut client, rep::SUCCEEDED, bound.as_ref()).await {
+                return handshake_failed(&ctx, peer, "socks5", &e);
+            }
+            relay(&ctx, client, up, &peer.to_string(), &target, "", &route).await;
+        }
+        cmd::UDP_TUN if req.addr.port == 0 => udp_tun(client, peer, ctx).await,
+        other => {
+            // BIND, MUX-BIND and UDP ASSOCIATE come with remote forwarding.
+            debug!(service = %ctx.plan.name, client = %peer, "socks5: command 0x{other:02x} is not supported by Portway yet");
+            let _ = socks5::reply(&mut client, rep::CMD_UNSUPPORTED, None).await;
+        }
+    }
+}
+
+/// The server half of GOST's UDP-over-stream association: datagrams framed on the
+/// client's stream go out of a UDP socket of ours, answers come back framed.
+async fn udp_tun(mut client: Conn, peer: SocketAddr, ctx: Arc<Ctx>) {
+    if ctx.plan.chain.is_some() {
+        // The association's datagrams would have to go through the chain as UDP
+        // too; refuse plainly rather than bypass the chain.
+        warn!(service = %ctx.plan.name, client = %peer, "socks5: UDP through this service's own chain is not supported yet");
+        let _ = socks5::reply(&mut client, rep::CMD_UNSUPPORTED, None).await;
+        return;
+    }
+    let sock = match bind_udp_like(peer).await {
+        Ok(s) => s,
+        Err(e) => {
+            warn!(service = %ctx.plan.name, client = %peer, "socks5: udp socket: {e}");
+            let _ = socks5::reply(&mut client, rep::GENERAL_FAILURE, None).await;
+            return;
+        }
+    };
+    let bound = sock.local_addr().ok().map(Addr::from);
+    if socks5::reply(&mut client, rep::SUCCEEDED, bound.as_ref()).await.is_err() {
+        return;
+    }
+    let (id, meter, cancel) = register(&ctx, peer, "udp", "*", "udp-tun");
+    let to_targets = |n: u64| meter.add_in(n);
+    let to_client = |n: u64| meter.add_out(n);
+    let r = tokio::select! {
+        _ = cancel.cancelled() => Err("closed by user".to_string()),
+        r = socks5::udp_tun_serve(client, sock, &to_targets, &to_client) => r.map_err(|e| e.to_string()),
+    };
+    unregister(&ctx, id, r.err());
+}
+
+async fn bind_udp_like(peer: SocketAddr) -> std::io::Result<tokio::net::UdpSocket> {
+    // Dual-stack where the machine has IPv6, so targets of either family work.
+    match tokio::net::UdpSocket::bind(SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0)).await {
+        Ok(s) => Ok(s),
+        Err(_) => {
+            let _ = peer;
+            tokio::net::UdpSocket::bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0)).await
+        }
+    }
+}
+
+/// Lists a connection that does not go through [`relay`] (a UDP association).
+fn register(ctx: &Ctx, peer: SocketAddr, network: &str, target: &str, node: &str) -> (u64, Meter, tokio_util::sync::CancellationToken) {
+    let id = ctx.conns.next_id();
+    let counters = Arc::new(ConnCounters::default());
+    let cancel = ctx.cancel.child_token();
+    let info = ConnInfo {
+        id,
+        service: ctx.plan.name.clone(),
+        network: network.into(),
+        client: peer.to_string(),
+        target: target.into(),
+        node: node.into(),
+        since: unix_millis(),
+        bytes_in: 0,
+        bytes_out: 0,
+    };
+    if ctx.events.receiver_count() > 0 {
+        let _ = ctx.events.send(Event::ConnOpened { conn: info.clone() });
+    }
+    ctx.conns.insert(info, counters.clone(), cancel.clone());
+    (id, Meter { conn: counters, service: ctx.counters.clone() }, cancel)
+}
+
+fn unregister(ctx: &Ctx, id: u64, error: Option<String>) {
+    if let Some(info) = ctx.conns.remove(id) {
+        let _ = ctx.events.send(Event::ConnClosed { conn: info, error });
+    }
+}
+
+/// GOST's `socks4`/`socks4a` handler: CONNECT only.
+pub async fn socks4(mut client: Conn, peer: SocketAddr, ctx: Arc<Ctx>) {
+    let req = match tokio::time::timeout(HANDSHAKE_TIMEOUT, socks4::accept(&mut client, ctx.plan.auther.as_deref())).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => return handshake_failed(&ctx, peer, "socks4", &e),
+        Err(_) => return handshake_failed(&ctx, peer, "socks4", &"no request within 15s"),
+    };
+    let target = req.addr().to_string();
+    let (up, route) = match dial_target(&ctx, &target, None).await {
+        Some(Ok(x)) => x,
+        Some(Err(e)) => {
+            ctx.counters.errors.fetch_add(1, Relaxed);
+            warn!(service = %ctx.plan.name, client = %peer, target = %target, "{e}");
+            let _ = socks4::reply(&mut client, crate::codec::socks4::FAILED).await;
+            return;
+        }
+        None => return,
+    };
+    if socks4::reply(&mut client, crate::codec::socks4::GRANTED).await.is_err() {
+        return;
+    }
+    relay(&ctx, client, up, &peer.to_string(), &target, "", &route).await;
+}
+
+/// GOST's `auto` handler: SOCKS5, SOCKS4 or HTTP on one port, told apart by the
+/// first byte.
+pub async fn auto(mut client: Conn, peer: SocketAddr, ctx: Arc<Ctx>) {
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, client.read(&mut first)).await {
+        Ok(Ok(1)) => {}
+        _ => return,
+    }
+    let client = Conn::boxed(Prefixed::new(first.to_vec(), client));
+    match first[0] {
+        5 => socks5(client, peer, ctx).await,
+        4 => socks4(client, peer, ctx).await,
+        _ => crate::handler::serve_http(client, peer, ctx).await,
+    }
+}
