@@ -2,6 +2,7 @@
 //! (or the previous hop) made, to ask the node for the next address (go-gost/x
 //! `connector/*`).
 
+pub mod http;
 pub mod socks4;
 pub mod socks5;
 
