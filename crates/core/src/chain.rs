@@ -185,6 +185,18 @@ async fn within<T>(timeout: Duration, f: impl std::future::Future<Output = io::R
     }
 }
 
+/// `dial_network` with GOST's router retries.
+pub async fn dial_retry_network(chain: Option<&ChainPlan>, network: Network, target: &str, timeout: Duration, hash_key: Option<&str>, retries: u32) -> Result<(Conn, Route), String> {
+    let mut last = String::new();
+    for _ in 0..=retries {
+        match dial_network(chain, network, target, timeout, hash_key).await {
+            Ok(x) => return Ok(x),
+            Err((e, _)) => last = e,
+        }
+    }
+    Err(last)
+}
+
 /// `dial` with GOST's router retries: up to `retries` more attempts, each routing
 /// the chain afresh (a failed node is marked, so the selector avoids it next time).
 pub async fn dial_retry(chain: Option<&ChainPlan>, target: &str, timeout: Duration, hash_key: Option<&str>, retries: u32) -> Result<(Conn, Route), String> {

@@ -148,3 +148,86 @@ async fn probe_names_the_hop_whose_server_refuses_the_login() {
     let msg = r.error.unwrap_or_default();
     assert!(msg.contains("microsocks") && msg.contains(&ms.to_string()), "{msg}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn udp_forwarding_through_socks5_and_http_hops_with_udp_true() {
+    // Seed: gost -L udp://:10053/127.0.0.1:53 -F socks5://…  with the server
+    // `socks5://:1080?udp=true` (and the same over an http hop).
+    let dns = udp_backend("127.0.0.1", "dns").await;
+    let hops = engine();
+    hops.apply(cfg(&format!(
+        "services:\n{}- name: http-hop\n  addr: 127.0.0.1:0\n  handler: {{type: http, metadata: {{udp: true}}}}\n  listener: {{type: tcp}}\n",
+        socks_service("socks-hop", "u:p", "", "udp: true")
+    )))
+    .await;
+    for (hop, connector, auth) in [("socks-hop", "socks5", Some(("u", "p"))), ("http-hop", "http", None)] {
+        let y = format!(
+            "services:\n- name: dns\n  addr: 127.0.0.1:0\n  handler: {{type: udp, chain: c}}\n  listener: {{type: udp, metadata: {{keepAlive: true, ttl: 5s}}}}\n  forwarder: {{nodes: [{{name: t, addr: \"{}\"}}]}}\nchains:\n- name: c\n  hops:\n  - name: hop-0\n    nodes:\n{}",
+            dns.addr,
+            node("n", &listening(&hops, hop).to_string(), connector, auth)
+        );
+        let e = engine();
+        e.apply(cfg(&y)).await;
+        let a = listening(&e, "dns");
+        let c = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        for i in 0..5 {
+            c.send_to(format!("q{i}").as_bytes(), a).await.expect("send");
+            let mut buf = [0u8; 1500];
+            let (n, _) = tokio::time::timeout(T, c.recv_from(&mut buf)).await.unwrap_or_else(|_| panic!("{connector}: no answer through the hop")).expect("recv");
+            assert_eq!(&buf[..n], format!("dns:q{i}").as_bytes(), "{connector}");
+        }
+        let conns = e.connections();
+        assert_eq!(conns.len(), 1, "one session per client: {conns:?}");
+        assert_eq!((conns[0].network.as_str(), conns[0].node.as_str()), ("udp", "n"));
+    }
+    // Without udp=true the hop refuses, and the session says so.
+    let strict = engine();
+    strict.apply(cfg(&format!("services:\n{}", socks_service("strict", "", "", "")))).await;
+    let y = format!(
+        "services:\n- name: dns\n  addr: 127.0.0.1:0\n  handler: {{type: udp, chain: c}}\n  listener: {{type: udp}}\n  forwarder: {{nodes: [{{name: t, addr: \"{}\"}}]}}\nchains:\n- name: c\n  hops:\n  - name: hop-0\n    nodes:\n{}",
+        dns.addr,
+        node("n", &listening(&strict, "strict").to_string(), "socks5", None)
+    );
+    let e = engine();
+    e.apply(cfg(&y)).await;
+    let mut rx = e.subscribe();
+    let c = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    c.send_to(b"q", listening(&e, "dns")).await.expect("send");
+    // The client's own log line (other engines in this process log to the same stream).
+    let ev = wait_event(&mut rx, |e| matches!(e, Event::Log { line } if line.fields.iter().any(|(k, v)| k == "service" && v == "dns"))).await;
+    let Event::Log { line } = ev else { unreachable!() };
+    assert!(line.message.contains("refused UDP-TUN") && line.message.contains("not allowed"), "{}", line.message);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn curl_through_http_and_auto_services_with_a_socks5_upstream_chain() {
+    // The most common GOST setup: a local proxy whose traffic leaves through a chain.
+    let (web, _w) = http_backend("127.0.0.1", "web").await;
+    let (ms, _m) = microsocks("127.0.0.1", None).await;
+    let y = format!(
+        "services:\n- name: http\n  addr: 127.0.0.1:0\n  handler: {{type: http, chain: up, auth: {{username: u, password: p}}}}\n  listener: {{type: tcp}}\n- name: auto\n  addr: 127.0.0.1:0\n  handler: {{type: auto, chain: up}}\n  listener: {{type: tcp}}\nchains:\n- name: up\n  hops:\n  - name: hop-0\n    nodes:\n{}",
+        node("microsocks", &ms.to_string(), "socks5", None)
+    );
+    let e = engine();
+    e.apply(cfg(&y)).await;
+    let http = listening(&e, "http");
+    let auto = listening(&e, "auto");
+    // Plain proxying and CONNECT, with the proxy's credentials.
+    let (code, out, err) = curl(vec!["-x".into(), format!("http://u:p@{http}"), format!("http://{web}/plain")]).await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "web GET /plain HTTP/1.1");
+    let (code, out, err) = curl(vec!["-p".into(), "-x".into(), format!("http://u:p@{http}"), format!("http://{web}/tunnel")]).await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "web GET /tunnel HTTP/1.1");
+    let (code, out, _) = curl(vec!["-s".into(), "-o".into(), "/dev/null".into(), "-w".into(), "%{http_code}".into(), "-x".into(), format!("http://u:bad@{http}"), format!("http://{web}/")]).await;
+    assert_eq!((code, out.as_str()), (0, "407"));
+    // auto: SOCKS5, SOCKS4a and HTTP on one port.
+    for flag in ["--socks5-hostname", "--socks4a", "-x"] {
+        let proxy = if flag == "-x" { format!("http://{auto}") } else { auto.to_string() };
+        let (code, out, err) = curl(vec![flag.into(), proxy, format!("http://{web}/{}", flag.trim_start_matches('-'))]).await;
+        assert_eq!(code, 0, "{flag}: {err}");
+        assert!(out.starts_with("web GET /"), "{flag}: {out}");
+    }
+    let st = e.stats_now();
+    assert!(st.iter().all(|s| s.bytes_out > 0), "bytes counted: {st:?}");
+}

@@ -354,6 +354,23 @@ impl Metadata {
         }
     }
 
+    /// A map of strings (GOST's `header` option), keys in file order.
+    pub fn get_string_map(&self, names: &[&str]) -> Vec<(String, String)> {
+        let Some((_, Value::Mapping(m))) = self.get(names) else { return Vec::new() };
+        m.iter()
+            .filter_map(|(k, v)| {
+                let k = k.as_str()?.to_string();
+                let v = match v {
+                    Value::String(s) => s.clone(),
+                    Value::Number(n) => n.to_string(),
+                    Value::Bool(b) => b.to_string(),
+                    _ => return None,
+                };
+                Some((k, v))
+            })
+            .collect()
+    }
+
     pub fn get_string(&self, names: &[&str]) -> Option<String> {
         let (_, v) = self.get(names)?;
         match v {

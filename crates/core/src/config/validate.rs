@@ -34,6 +34,8 @@ pub struct UdpOptions {
 /// connector (protocol), with their options resolved at plan time so a bad
 /// certificate file is reported when the service starts, not per connection.
 pub struct NodeOpts {
+    /// The node's address, for messages ("http proxy 127.0.0.1:3128 answered 407 …").
+    pub addr: String,
     pub connector: String,
     pub dialer: String,
     /// Connector credentials (`socks5://user:pass@…`).
@@ -261,7 +263,7 @@ fn node_opts(n: &NodeConfig, connector: String, dialer: String, ctx: &str) -> Re
     } else {
         None
     };
-    Ok(NodeOpts { connector, dialer, auth, connector_md: c.metadata, dialer_md: d.metadata, tls })
+    Ok(NodeOpts { addr: n.addr.clone(), connector, dialer, auth, connector_md: c.metadata, dialer_md: d.metadata, tls })
 }
 
 fn check_type(gost: &[&str], ours: &[&str], what: &str, kind: &str, ctx: &str) -> Result<(), String> {

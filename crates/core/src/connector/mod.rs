@@ -46,6 +46,12 @@ pub async fn connect(opts: &NodeOpts, mut conn: Conn, network: Network, addr: &s
             Ok(conn)
         }
         ("socks4" | "socks4a", Network::Udp) => Err(io::Error::other("SOCKS4 cannot carry UDP")),
+        ("http", net) => {
+            let o = http::ConnectOptions { auth: opts.auth.clone(), headers: opts.connector_md.get_string_map(&["header"]), udp: net == Network::Udp };
+            let rest = http::connect(&mut conn, &opts.addr, addr, &o).await?;
+            // Bytes the proxy sent right behind its answer belong to the tunnel.
+            Ok(if rest.is_empty() { conn } else { Conn::boxed(crate::conn::Prefixed::new(rest, conn)) })
+        }
         (other, _) => Err(io::Error::other(format!("connector {other:?} is not implemented in Portway yet"))),
     }
 }
@@ -60,6 +66,10 @@ pub fn is_target_refusal(e: &io::Error) -> bool {
     }
     if let Some(e) = inner.downcast_ref::<crate::codec::socks4::Socks4Error>() {
         return matches!(e, crate::codec::socks4::Socks4Error::Refused { .. });
+    }
+    if let Some(e) = inner.downcast_ref::<crate::codec::http::HttpError>() {
+        // A proxy that cannot reach the target answers 5xx; 407/403 are about us.
+        return e.to_string().contains(" answered 5");
     }
     false
 }

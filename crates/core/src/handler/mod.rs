@@ -18,13 +18,7 @@ pub async fn serve(client: Conn, peer: SocketAddr, ctx: Arc<Ctx>) {
         "socks5" | "socks" => proxy::socks5(client, peer, ctx).await,
         "socks4" | "socks4a" => proxy::socks4(client, peer, ctx).await,
         "auto" => proxy::auto(client, peer, ctx).await,
+        "http" => proxy::http(client, peer, ctx).await,
         _ => crate::service::tcp::forward(client, peer, ctx).await,
     }
-}
-
-/// The HTTP proxy handler (`http`, and `auto` for anything not SOCKS).
-pub async fn serve_http(client: Conn, peer: SocketAddr, ctx: Arc<Ctx>) {
-    // Until the HTTP handler lands, a client that is not SOCKS is closed.
-    let _ = (client, peer);
-    tracing::debug!(service = %ctx.plan.name, "http proxy handler not available yet");
 }

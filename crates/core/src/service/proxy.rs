@@ -7,7 +7,7 @@ use super::Ctx;
 use crate::codec::addr::Addr;
 use crate::codec::socks5::{cmd, rep};
 use crate::conn::{Conn, Prefixed};
-use crate::handler::{socks4, socks5};
+use crate::handler::{http, socks4, socks5};
 use crate::stats::{unix_millis, ConnCounters, ConnInfo, Event, Meter};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::Ordering::Relaxed;
@@ -24,6 +24,7 @@ fn md_bool(ctx: &Ctx, key: &str) -> bool {
 fn handshake_failed(ctx: &Ctx, peer: SocketAddr, proto: &str, e: &dyn std::fmt::Display) {
     ctx.counters.errors.fetch_add(1, Relaxed);
     let msg = e.to_string();
+    let msg = msg.strip_prefix(&format!("{proto}: ")).map(str::to_string).unwrap_or(msg);
     if msg.contains("authentication") || msg.contains("not allowed") || msg.contains("disabled") {
         warn!(service = %ctx.plan.name, client = %peer, "{proto}: {msg}");
     } else {
@@ -68,6 +69,74 @@ pub async fn socks5(mut client: Conn, peer: SocketAddr, ctx: Arc<Ctx>) {
     }
 }
 
+/// GOST's `http` handler: CONNECT tunnels, GOST's UDP tunnel (`udp=true`), and
+/// plain proxying of `GET http://…` requests, each through the service's chain.
+pub async fn http(mut client: Conn, peer: SocketAddr, ctx: Arc<Ctx>) {
+    let md = &ctx.plan.handler_md;
+    let mut opts = http::ServerOptions { auther: ctx.plan.auther.clone(), udp: md_bool(&ctx, "udp"), header: md.get_string_map(&["header"]), ..Default::default() };
+    if let Some(a) = md.get_string(&["proxyAgent"]) {
+        opts.proxy_agent = a;
+    }
+    if let Some(r) = md.get_string(&["authBasicRealm", "realm"]) {
+        opts.realm = r;
+    }
+    let req = match tokio::time::timeout(HANDSHAKE_TIMEOUT, http::accept(&mut client, &opts)).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => return handshake_failed(&ctx, peer, "http", &e),
+        Err(_) => return handshake_failed(&ctx, peer, "http", &"no request within 15s"),
+    };
+    match req {
+        http::Request::Connect(t) => {
+            let (up, route) = match dial_target(&ctx, &t.target, None).await {
+                Some(Ok(x)) => x,
+                Some(Err(e)) => {
+                    ctx.counters.errors.fetch_add(1, Relaxed);
+                    warn!(service = %ctx.plan.name, client = %peer, target = %t.target, "{e}");
+                    let _ = http::reply_error(&mut client, &opts, 503).await;
+                    return;
+                }
+                None => return,
+            };
+            if let Err(e) = http::reply_connected(&mut client, &opts).await {
+                return handshake_failed(&ctx, peer, "http", &e);
+            }
+            let client = if t.leftover.is_empty() { client } else { Conn::boxed(Prefixed::new(t.leftover, client)) };
+            relay(&ctx, client, up, &peer.to_string(), &t.target, "", &route).await;
+        }
+        http::Request::Udp(t) => {
+            if let Err(e) = http::reply_udp_ok(&mut client, &opts).await {
+                return handshake_failed(&ctx, peer, "http", &e);
+            }
+            let client = if t.leftover.is_empty() { client } else { Conn::boxed(Prefixed::new(t.leftover, client)) };
+            udp_tun_after_reply(client, peer, ctx).await;
+        }
+        http::Request::Plain(p) => {
+            let target = p.target.addr.clone();
+            let (id, meter, cancel) = register(&ctx, peer, "tcp", &target, "");
+            let mut client = crate::io::Metered::new(client, meter);
+            let ctx2 = ctx.clone();
+            let dial = move |addr: String| {
+                let ctx = ctx2.clone();
+                async move {
+                    match dial_target(&ctx, &addr, None).await {
+                        Some(Ok((c, _))) => Ok(c),
+                        Some(Err(e)) => {
+                            warn!(service = %ctx.plan.name, target = %addr, "{e}");
+                            Err(std::io::Error::other(e))
+                        }
+                        None => Err(std::io::Error::other("service stopped")),
+                    }
+                }
+            };
+            let r = tokio::select! {
+                _ = cancel.cancelled() => Err("closed by user".to_string()),
+                r = http::proxy_plain(&mut client, p, dial) => r.map_err(|e| e.to_string()),
+            };
+            unregister(&ctx, id, r.err());
+        }
+    }
+}
+
 /// The server half of GOST's UDP-over-stream association: datagrams framed on the
 /// client's stream go out of a UDP socket of ours, answers come back framed.
 async fn udp_tun(mut client: Conn, peer: SocketAddr, ctx: Arc<Ctx>) {
@@ -90,6 +159,22 @@ async fn udp_tun(mut client: Conn, peer: SocketAddr, ctx: Arc<Ctx>) {
     if socks5::reply(&mut client, rep::SUCCEEDED, bound.as_ref()).await.is_err() {
         return;
     }
+    serve_udp_tun(client, sock, peer, ctx).await;
+}
+
+/// GOST's UDP tunnel over HTTP: the 200 is out, frames follow.
+async fn udp_tun_after_reply(client: Conn, peer: SocketAddr, ctx: Arc<Ctx>) {
+    if ctx.plan.chain.is_some() {
+        warn!(service = %ctx.plan.name, client = %peer, "http: UDP through this service's own chain is not supported yet");
+        return;
+    }
+    match bind_udp_like(peer).await {
+        Ok(sock) => serve_udp_tun(client, sock, peer, ctx).await,
+        Err(e) => warn!(service = %ctx.plan.name, client = %peer, "http: udp socket: {e}"),
+    }
+}
+
+async fn serve_udp_tun(client: Conn, sock: tokio::net::UdpSocket, peer: SocketAddr, ctx: Arc<Ctx>) {
     let (id, meter, cancel) = register(&ctx, peer, "udp", "*", "udp-tun");
     let to_targets = |n: u64| meter.add_in(n);
     let to_client = |n: u64| meter.add_out(n);
@@ -176,6 +261,6 @@ pub async fn auto(mut client: Conn, peer: SocketAddr, ctx: Arc<Ctx>) {
     match first[0] {
         5 => socks5(client, peer, ctx).await,
         4 => socks4(client, peer, ctx).await,
-        _ => crate::handler::serve_http(client, peer, ctx).await,
+        _ => http(client, peer, ctx).await,
     }
 }

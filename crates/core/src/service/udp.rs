@@ -263,10 +263,28 @@ async fn session(a: SessionArgs) {
         return;
     };
     let target = &plan.targets[idx];
-    if plan.chain.is_some() {
-        c.errors.fetch_add(1, Relaxed);
-        warn!(service = %plan.name, client = %peer, "UDP through a chain is not implemented in Portway yet");
-        finish(true, Vec::new());
+    if let Some(chain) = plan.chain.clone() {
+        let (conn, route) = match crate::chain::dial_retry_network(Some(&chain), crate::chain::Network::Udp, &target.addr, plan.dial_timeout, Some(&hash_key), plan.retries).await {
+            Ok(x) => {
+                target.marker.reset();
+                x
+            }
+            Err(e) => {
+                target.marker.mark();
+                c.errors.fetch_add(1, Relaxed);
+                warn!(service = %plan.name, client = %peer, target = %target.addr, node = %target.name, "{e}");
+                finish(true, Vec::new());
+                return;
+            }
+        };
+        pending.fetch_sub(1, Relaxed);
+        let node = route.hops.last().map(|h| h.node.clone()).unwrap_or_else(|| target.name.clone());
+        let (error, leftovers) = chained(&ctx, id, peer, &target.addr, &node, conn, &route, rx, &idle, &cancel, &sock).await;
+        fast.closed.store(true, SeqCst);
+        if let Some(info) = ctx.conns.remove(id) {
+            let _ = ctx.events.send(Event::ConnClosed { conn: info, error });
+        }
+        finish(false, leftovers);
         return;
     }
     let upstream = match tokio::time::timeout(plan.dial_timeout, connect_upstream(&target.addr)).await {
@@ -423,4 +441,104 @@ async fn session(a: SessionArgs) {
         }
         finish(false, leftovers);
     }
+}
+
+/// A UDP session through a chain: the last hop carries the datagrams framed on
+/// a stream (GOST's UDP-over-stream for socks5/http, `udp=true` on their server).
+/// Returns why it ended and the datagrams it had not sent.
+#[allow(clippy::too_many_arguments)]
+async fn chained(
+    ctx: &Ctx,
+    id: u64,
+    peer: SocketAddr,
+    target: &str,
+    node: &str,
+    conn: crate::conn::Conn,
+    route: &crate::chain::Route,
+    mut rx: mpsc::Receiver<Vec<u8>>,
+    idle: &AtomicBool,
+    cancel: &CancellationToken,
+    sock: &UdpSocket,
+) -> (Option<String>, Vec<Vec<u8>>) {
+    let plan = &ctx.plan;
+    // GOST's client resolves the target itself and frames datagrams with its IP.
+    let dst = match crate::chain::resolve(target).await {
+        Ok(a) => match a.first() {
+            Some(a) => crate::codec::addr::Addr::from(*a),
+            None => return (Some(format!("{target}: no address")), drain(rx)),
+        },
+        Err(e) => return (Some(format!("{target}: {}", io_msg(&e))), drain(rx)),
+    };
+    let counters = Arc::new(ConnCounters::default());
+    let info = ConnInfo {
+        id,
+        service: plan.name.clone(),
+        network: "udp".into(),
+        client: peer.to_string(),
+        target: target.to_string(),
+        node: node.to_string(),
+        since: unix_millis(),
+        bytes_in: 0,
+        bytes_out: 0,
+    };
+    ctx.conns.insert(info.clone(), counters.clone(), cancel.clone());
+    let _ = ctx.events.send(Event::ConnOpened { conn: info });
+    debug!(service = %plan.name, client = %peer, target = %target, route = ?route.path, "udp session opened through the chain");
+    let meter = Meter { conn: counters, service: ctx.counters.clone() };
+    let (mut rd, mut wr) = tokio::io::split(conn);
+    let (reply_tx, mut reply_rx) = mpsc::unbounded_channel::<()>();
+    let down = async {
+        let mut fb = crate::framed::FrameBuf::new();
+        loop {
+            match crate::framed::read_frame(&mut rd, &mut fb).await {
+                Ok(Some((_, payload))) => {
+                    idle.store(false, Relaxed);
+                    meter.add_out(payload.len() as u64);
+                    if let Err(e) = sock.send_to(payload, peer).await {
+                        debug!(service = %plan.name, client = %peer, "udp reply: {e}");
+                    }
+                    let _ = reply_tx.send(());
+                }
+                Ok(None) => return None,
+                Err(e) => return Some(e.to_string()),
+            }
+        }
+    };
+    tokio::pin!(down);
+    let (mut sent, mut got) = (0u64, 0u64);
+    let error = loop {
+        tokio::select! {
+            _ = cancel.cancelled() => break None,
+            e = &mut down => break Some(e.unwrap_or_else(|| "the chain closed the UDP tunnel".to_string())),
+            d = rx.recv() => {
+                let Some(d) = d else { break None };
+                if d.is_empty() {
+                    continue; // a stream frame cannot carry an empty datagram (GOST drops it too)
+                }
+                idle.store(false, Relaxed);
+                if let Err(e) = crate::framed::write_frame(&mut wr, &dst, &d).await {
+                    break Some(e.to_string());
+                }
+                meter.add_in(d.len() as u64);
+                sent += 1;
+            }
+            Some(()) = reply_rx.recv() => {
+                got += 1;
+                // keepAlive=false: the session ends once what it sent is answered.
+                if !plan.udp.keep_alive && got >= sent {
+                    break None;
+                }
+            }
+        }
+    };
+    (error, drain(rx))
+}
+
+fn drain(mut rx: mpsc::Receiver<Vec<u8>>) -> Vec<Vec<u8>> {
+    rx.close();
+    let mut left = Vec::new();
+    while let Ok(d) = rx.try_recv() {
+        left.push(d);
+    }
+    left
 }
