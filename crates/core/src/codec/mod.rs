@@ -2,6 +2,7 @@
 //! unit-tested against the byte examples in GOST's sources and fuzzed.
 pub mod addr;
 pub mod http;
+pub mod relay;
 pub mod socks4;
 pub mod socks5;
 pub mod udptun;

@@ -3,6 +3,7 @@
 //! `connector/*`).
 
 pub mod http;
+pub mod relay;
 pub mod socks4;
 pub mod socks5;
 

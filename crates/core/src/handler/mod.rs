@@ -2,6 +2,7 @@
 //! to learn where the client wants to go (go-gost/x `handler/*`).
 
 pub mod http;
+pub mod relay;
 pub mod socks4;
 pub mod socks5;
 
