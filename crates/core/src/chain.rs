@@ -33,6 +33,8 @@ pub struct Route {
     pub path: Vec<String>,
     /// Each hop reached (or the one that failed, last).
     pub hops: Vec<HopResult>,
+    /// The last node's connector type (how UDP is framed through it).
+    pub last_connector: String,
 }
 
 /// Resolves `host:port` (an empty host means this machine, as in Go).
@@ -152,6 +154,7 @@ pub async fn dial_route(chain: Option<&ChainPlan>, network: Network, target: Opt
     let (Some(c), Some(last)) = (conn, prev) else {
         return Err(("empty chain".to_string(), route));
     };
+    route.last_connector = last.connector.clone();
     let Some(target) = target else {
         return Ok((c, route));
     };

@@ -53,6 +53,22 @@ pub async fn connect(opts: &NodeOpts, mut conn: Conn, network: Network, addr: &s
             // Bytes the proxy sent right behind its answer belong to the tunnel.
             Ok(if rest.is_empty() { conn } else { Conn::boxed(crate::conn::Prefixed::new(rest, conn)) })
         }
+        ("relay", net) => {
+            let target = crate::codec::addr::Addr::parse(addr).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+            let o = relay::ConnectorOptions {
+                auth: opts.auth.clone(),
+                nodelay: opts.connector_md.get_bool(&["nodelay"]).unwrap_or(None).unwrap_or(false),
+                server: opts.addr.clone(),
+            };
+            let network = match net {
+                Network::Tcp => crate::codec::relay::Network::Tcp,
+                Network::Udp => crate::codec::relay::Network::Udp,
+            };
+            // With GOST's default (nodelay=false) the request travels with the first
+            // bytes and the answer is checked at the first read, as GOST does.
+            let s = relay::connect(conn, &target, network, &o).await?;
+            Ok(Conn::boxed(s))
+        }
         (other, _) => Err(io::Error::other(format!("connector {other:?} is not implemented in Portway yet"))),
     }
 }
@@ -68,9 +84,29 @@ pub fn is_target_refusal(e: &io::Error) -> bool {
     if let Some(e) = inner.downcast_ref::<crate::codec::socks4::Socks4Error>() {
         return matches!(e, crate::codec::socks4::Socks4Error::Refused { .. });
     }
+    if let Some(e) = inner.downcast_ref::<crate::codec::relay::RelayError>() {
+        let m = e.to_string();
+        return m.contains("unreachable") || m.contains("unavailable");
+    }
     if let Some(e) = inner.downcast_ref::<crate::codec::http::HttpError>() {
         // A proxy that cannot reach the target answers 5xx; 407/403 are about us.
         return e.to_string().contains(" answered 5");
     }
     false
+}
+
+/// How datagrams travel on the stream a connector returned for UDP: GOST's
+/// UDP-over-stream frames (socks5, http), or the relay protocol's `LEN | payload`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UdpFraming {
+    Tun,
+    Relay,
+}
+
+pub fn udp_framing(connector: &str) -> UdpFraming {
+    if connector == "relay" {
+        UdpFraming::Relay
+    } else {
+        UdpFraming::Tun
+    }
 }

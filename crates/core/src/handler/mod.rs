@@ -20,6 +20,7 @@ pub async fn serve(client: Conn, peer: SocketAddr, ctx: Arc<Ctx>) {
         "socks4" | "socks4a" => proxy::socks4(client, peer, ctx).await,
         "auto" => proxy::auto(client, peer, ctx).await,
         "http" => proxy::http(client, peer, ctx).await,
+        "relay" => proxy::relay_handler(client, peer, ctx).await,
         _ => crate::service::tcp::forward(client, peer, ctx).await,
     }
 }

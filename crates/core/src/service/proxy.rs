@@ -7,7 +7,7 @@ use super::Ctx;
 use crate::codec::addr::Addr;
 use crate::codec::socks5::{cmd, rep};
 use crate::conn::{Conn, Prefixed};
-use crate::handler::{http, socks4, socks5};
+use crate::handler::{http, relay as hrelay, socks4, socks5};
 use crate::stats::{unix_millis, ConnCounters, ConnInfo, Event, Meter};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::Ordering::Relaxed;
@@ -262,5 +262,96 @@ pub async fn auto(mut client: Conn, peer: SocketAddr, ctx: Arc<Ctx>) {
         5 => socks5(client, peer, ctx).await,
         4 => socks4(client, peer, ctx).await,
         _ => http(client, peer, ctx).await,
+    }
+}
+
+/// GOST's `relay` handler: CONNECT (TCP or UDP) to the address the client asks
+/// for, or — when the service has a forwarder (`-L relay://:8420/host:port`) —
+/// to the forwarder's target whatever the client asked (GOST's forward mode).
+pub async fn relay_handler(mut client: Conn, peer: SocketAddr, ctx: Arc<Ctx>) {
+    let md = &ctx.plan.handler_md;
+    let opts = hrelay::ServerOptions {
+        auther: ctx.plan.auther.as_deref().cloned(),
+        nodelay: md_bool(&ctx, "nodelay"),
+        bind: md_bool(&ctx, "bind"),
+        forward: !ctx.plan.targets.is_empty(),
+        read_timeout: md.get_duration(&["readTimeout"]).unwrap_or(None).filter(|d| !d.is_zero()).unwrap_or(HANDSHAKE_TIMEOUT),
+    };
+    let req = match hrelay::accept(&mut client, &opts).await {
+        Ok(r) => r,
+        Err(e) => return handshake_failed(&ctx, peer, "relay", &e),
+    };
+    let (target, fwd_node) = if opts.forward {
+        let hash_key = ctx.plan.wants_hash_key().then(|| peer.ip().to_string());
+        match ctx.plan.selector.select(&ctx.plan.targets, hash_key.as_deref()) {
+            Some(i) => (ctx.plan.targets[i].addr.clone(), Some(i)),
+            None => {
+                warn!(service = %ctx.plan.name, client = %peer, "node not available: every target is marked failed");
+                let _ = hrelay::respond_error(&mut client, crate::codec::relay::STATUS_SERVICE_UNAVAILABLE).await;
+                return;
+            }
+        }
+    } else {
+        match &req.addr {
+            Some(a) => (a.to_string(), None),
+            None => return,
+        }
+    };
+    let mark = |ok: bool| {
+        if let Some(i) = fwd_node {
+            if ok {
+                ctx.plan.targets[i].marker.reset()
+            } else {
+                ctx.plan.targets[i].marker.mark()
+            }
+        }
+    };
+    match req.network {
+        crate::codec::relay::Network::Tcp => {
+            let (up, route) = match dial_target(&ctx, &target, None).await {
+                Some(Ok(x)) => x,
+                Some(Err(e)) => {
+                    mark(false);
+                    ctx.counters.errors.fetch_add(1, Relaxed);
+                    warn!(service = %ctx.plan.name, client = %peer, target = %target, "{e}");
+                    let _ = hrelay::respond_error(&mut client, opts.dial_failure_status()).await;
+                    return;
+                }
+                None => return,
+            };
+            mark(true);
+            let stream = match hrelay::ServerStream::respond_ok(client, &opts).await {
+                Ok(s) => s,
+                Err(e) => return handshake_failed(&ctx, peer, "relay", &e),
+            };
+            relay(&ctx, Conn::boxed(stream), up, &peer.to_string(), &target, "", &route).await;
+        }
+        crate::codec::relay::Network::Udp => {
+            if ctx.plan.chain.is_some() {
+                warn!(service = %ctx.plan.name, client = %peer, "relay: UDP through this service's own chain is not supported yet");
+                let _ = hrelay::respond_error(&mut client, opts.dial_failure_status()).await;
+                return;
+            }
+            let sock = match super::udp::connect_upstream(&target).await {
+                Ok(s) => s,
+                Err(e) => {
+                    mark(false);
+                    warn!(service = %ctx.plan.name, client = %peer, target = %target, "relay: udp {target}: {}", super::io_msg(&e));
+                    let _ = hrelay::respond_error(&mut client, opts.dial_failure_status()).await;
+                    return;
+                }
+            };
+            mark(true);
+            let stream = match hrelay::ServerStream::respond_ok(client, &opts).await {
+                Ok(s) => s,
+                Err(e) => return handshake_failed(&ctx, peer, "relay", &e),
+            };
+            let (id, meter, cancel) = register(&ctx, peer, "udp", &target, "");
+            let r = tokio::select! {
+                _ = cancel.cancelled() => Err("closed by user".to_string()),
+                r = hrelay::udp_serve(stream, &sock, &meter) => r.map_err(|e| e.to_string()),
+            };
+            unregister(&ctx, id, r.err());
+        }
     }
 }

@@ -22,6 +22,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::{Relaxed, SeqCst}};
 use std::sync::Arc;
 use tokio::net::UdpSocket;
+use crate::connector::UdpFraming;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
@@ -228,7 +229,7 @@ struct SessionArgs {
     done: mpsc::UnboundedSender<Done>,
 }
 
-async fn connect_upstream(target: &str) -> io::Result<UdpSocket> {
+pub(crate) async fn connect_upstream(target: &str) -> io::Result<UdpSocket> {
     let addrs = crate::chain::resolve(target).await?;
     let mut last = None;
     for a in addrs {
@@ -487,11 +488,21 @@ async fn chained(
     let meter = Meter { conn: counters, service: ctx.counters.clone() };
     let (mut rd, mut wr) = tokio::io::split(conn);
     let (reply_tx, mut reply_rx) = mpsc::unbounded_channel::<()>();
+    let framing = crate::connector::udp_framing(&route.last_connector);
     let down = async {
         let mut fb = crate::framed::FrameBuf::new();
+        let mut rbuf = Vec::new();
         loop {
-            match crate::framed::read_frame(&mut rd, &mut fb).await {
-                Ok(Some((_, payload))) => {
+            let next = match framing {
+                UdpFraming::Tun => crate::framed::read_frame(&mut rd, &mut fb).await.map(|o| o.map(|(_, p)| p)).map_err(|e| e.to_string()),
+                UdpFraming::Relay => match crate::connector::relay::recv_datagram(&mut rd, &mut rbuf).await {
+                    Ok(Some(n)) => Ok(Some(&rbuf[..n])),
+                    Ok(None) => Ok(None),
+                    Err(e) => Err(e.to_string()),
+                },
+            };
+            match next {
+                Ok(Some(payload)) => {
                     idle.store(false, Relaxed);
                     meter.add_out(payload.len() as u64);
                     if let Err(e) = sock.send_to(payload, peer).await {
@@ -500,7 +511,7 @@ async fn chained(
                     let _ = reply_tx.send(());
                 }
                 Ok(None) => return None,
-                Err(e) => return Some(e.to_string()),
+                Err(e) => return Some(e),
             }
         }
     };
@@ -516,8 +527,12 @@ async fn chained(
                     continue; // a stream frame cannot carry an empty datagram (GOST drops it too)
                 }
                 idle.store(false, Relaxed);
-                if let Err(e) = crate::framed::write_frame(&mut wr, &dst, &d).await {
-                    break Some(e.to_string());
+                let w = match framing {
+                    UdpFraming::Tun => crate::framed::write_frame(&mut wr, &dst, &d).await.map_err(|e| e.to_string()),
+                    UdpFraming::Relay => crate::connector::relay::send_datagram(&mut wr, &d).await.map_err(|e| e.to_string()),
+                };
+                if let Err(e) = w {
+                    break Some(e);
                 }
                 meter.add_in(d.len() as u64);
                 sent += 1;
