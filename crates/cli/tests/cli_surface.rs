@@ -419,9 +419,9 @@ fn forward_chain_runs_and_other_connectors_are_refused_by_name() {
     assert_eq!(lines[0], format!("service \"service-0\": tcp listening on 127.0.0.1:{port} -> 127.0.0.9:9 via chain \"chain-0\""));
     assert_eq!(hello(v4("127.0.0.1", port)).unwrap(), "chain-node");
 
-    let (st, out, err) = run_to_exit(dir.path(), &["-L", "tcp://127.0.0.1:1/127.0.0.1:2", "-F", "socks5://127.0.0.1:1080"]);
+    let (st, out, err) = run_to_exit(dir.path(), &["-L", "tcp://127.0.0.1:1/127.0.0.1:2", "-F", "ss://aes-128-gcm:pw@127.0.0.1:8338"]);
     assert_eq!(code(st), 1, "{err}");
-    assert!(out.starts_with("service \"service-0\": failed:") && out.contains("connector type \"socks5\" is not implemented"), "{out}");
+    assert!(out.starts_with("service \"service-0\": failed:") && out.contains("connector type \"ss\" is not implemented"), "{out}");
 }
 
 /// GOST prints no `listener` for a service that has none (yaml `omitempty`), and

@@ -124,7 +124,24 @@ const EXPECTED: &[(&str, Expect)] = &[
 // The two sniffing/host-routing forwarders (gost-relay-panel, lework) are refused at
 // plan time on purpose: running them without SNI/Host routing would round-robin over
 // unrelated targets. `sniffing_services_are_refused_not_misrouted` checks the message.
-const PLANNED_OK: &[(&str, &str)] = &[("perryyeh-tcp-forward-ui-export-status.yaml", "nas 15001")];
+const PLANNED_OK: &[(&str, &str)] = &[
+    ("docs-relay-bind-server.yaml", "service-0"),
+    ("gost-eg-http-upstream-pool.yaml", "eg-proxy"),
+    ("issue219-relay-tls-server-forwarder.yaml", "service-0"),
+    ("issue219-tcp-udp-same-port-via-relay-tls-client.yaml", "service-0"),
+    ("issue219-tcp-udp-same-port-via-relay-tls-client.yaml", "service-1"),
+    ("issue351-socks5-auther.yml", "service-0"),
+    ("issue733-socks5-fifo-failover-toplevel-hops-TRUNCATED.json", "proxy"),
+    // `ws: true` sits in the connector, where GOST ignores it too: a plain http hop.
+    ("issue739-http-chain-corporate-proxy-wss-INVALID.yaml", "local_chained_http_proxy"),
+    ("nexora-iran-relay-server-RENDERED.yaml", "bridge"),
+    ("nwcd-gost-proxy-http-auths-api.yaml", "http-proxy"),
+    ("perryyeh-tcp-forward-ui-export-status.yaml", "nas 15001"),
+    ("pku-vpn-proxy-socks5-log.yml", "socks5"),
+    ("proxy-validator-socks5-rotating-52-nodes.yaml", "rotating"),
+    ("undermuz-socks5-auth-4space.yml", "service-1"),
+    ("vproxy-socks5-chain-rand.yaml", "socks-proxy"),
+];
 
 /// Config files of the corpus, relative to it (`v2-legacy/x.json`), sorted.
 fn corpus_files() -> Vec<String> {

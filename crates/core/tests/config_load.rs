@@ -447,18 +447,18 @@ fn plan_refuses_an_unknown_handler_type_saying_gost_has_none() {
     let e = plan_err(&l.config, "s");
     assert!(e.contains("\"s\"") && e.contains("\"tcpp\"") && e.contains("GOST has no such handler"), "{e}");
     // A GOST handler Portway lacks says "not implemented", not "unknown".
-    let l = load("h.yaml", &one_service("socks5", "tcp", ":1080"));
+    let l = load("h.yaml", &one_service("ss", "tcp", ":1080"));
     let e = plan_err(&l.config, "s");
     assert!(e.contains("not implemented") && !e.contains("GOST has no such"), "{e}");
 }
 
 #[test]
-fn plan_refuses_a_socks5_connector_naming_the_service() {
-    let src = CHAIN_VIA_TOP_LEVEL_HOP.replace("connector: {type: forward}", "connector: {type: socks5}");
-    let l = load("s5.yaml", &src);
+fn plan_refuses_a_shadowsocks_connector_naming_the_service() {
+    let src = CHAIN_VIA_TOP_LEVEL_HOP.replace("connector: {type: forward}", "connector: {type: ss}");
+    let l = load("ss.yaml", &src);
     let e = plan_err(&l.config, "client");
     assert!(e.contains("\"client\""), "names the service: {e}");
-    assert!(e.contains("\"socks5\"") && e.contains("not implemented in Portway yet"), "{e}");
+    assert!(e.contains("\"ss\"") && e.contains("not implemented in Portway yet"), "{e}");
     assert!(e.contains("server-a"), "names the node: {e}");
 }
 

@@ -194,7 +194,7 @@ async fn udp_forwarding_through_socks5_and_http_hops_with_udp_true() {
     let c = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind");
     c.send_to(b"q", listening(&e, "dns")).await.expect("send");
     // The client's own log line (other engines in this process log to the same stream).
-    let ev = wait_event(&mut rx, |e| matches!(e, Event::Log { line } if line.fields.iter().any(|(k, v)| k == "service" && v == "dns"))).await;
+    let ev = wait_event(&mut rx, |e| matches!(e, Event::Log { line } if line.message.contains("chain") && line.fields.iter().any(|(k, v)| k == "service" && v == "dns"))).await;
     let Event::Log { line } = ev else { unreachable!() };
     assert!(line.message.contains("refused UDP-TUN") && line.message.contains("not allowed"), "{}", line.message);
 }

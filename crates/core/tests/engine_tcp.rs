@@ -169,14 +169,14 @@ async fn port_in_use_fails_that_service_only() {
 async fn unimplemented_types_fail_at_start_naming_type_and_service() {
     let b = tcp_backend("127.0.0.1", "b0").await;
     let y = format!(
-        "services:\n- name: viasocks\n  addr: 127.0.0.1:0\n  handler: {{type: tcp, chain: c}}\n  listener: {{type: tcp}}\n  forwarder: {{nodes: [{{name: t, addr: \"{0}\"}}]}}\n- name: fine\n  addr: 127.0.0.1:0\n  handler: {{type: tcp}}\n  listener: {{type: tcp}}\n  forwarder: {{nodes: [{{name: t, addr: \"{0}\"}}]}}\nchains:\n- name: c\n  hops:\n  - name: h\n    nodes:\n    - name: n\n      addr: 127.0.0.1:1\n      connector: {{type: socks5}}\n",
+        "services:\n- name: viasocks\n  addr: 127.0.0.1:0\n  handler: {{type: tcp, chain: c}}\n  listener: {{type: tcp}}\n  forwarder: {{nodes: [{{name: t, addr: \"{0}\"}}]}}\n- name: fine\n  addr: 127.0.0.1:0\n  handler: {{type: tcp}}\n  listener: {{type: tcp}}\n  forwarder: {{nodes: [{{name: t, addr: \"{0}\"}}]}}\nchains:\n- name: c\n  hops:\n  - name: h\n    nodes:\n    - name: n\n      addr: 127.0.0.1:1\n      connector: {{type: ss}}\n",
         b.addr
     );
     let e = engine();
     e.apply(cfg(&y)).await;
     match e.service_status("viasocks").expect("status").state {
         ServiceState::Failed { error } => {
-            assert!(error.contains("\"viasocks\"") && error.contains("connector type \"socks5\" is not implemented"), "{error}");
+            assert!(error.contains("\"viasocks\"") && error.contains("connector type \"ss\" is not implemented"), "{error}");
         }
         other => panic!("expected failure, got {other:?}"),
     }

@@ -193,7 +193,7 @@ pub async fn relay(ctx: &Ctx, client: Conn, upstream: Conn, client_s: &str, targ
     let counters = Arc::new(ConnCounters::default());
     let cancel = ctx.cancel.child_token();
     // Through a chain, the node column shows the last hop's node.
-    let node = route.hops.last().map(|h| h.node.clone()).unwrap_or_else(|| node.to_string());
+    let node = route.hops.iter().rev().find(|h| h.hop != "target").map(|h| h.node.clone()).unwrap_or_else(|| node.to_string());
     let info = ConnInfo {
         id,
         service: plan.name.clone(),

@@ -279,7 +279,7 @@ async fn session(a: SessionArgs) {
             }
         };
         pending.fetch_sub(1, Relaxed);
-        let node = route.hops.last().map(|h| h.node.clone()).unwrap_or_else(|| target.name.clone());
+        let node = route.hops.iter().rev().find(|h| h.hop != "target").map(|h| h.node.clone()).unwrap_or_else(|| target.name.clone());
         let (error, leftovers) = chained(&ctx, id, peer, &target.addr, &node, conn, &route, rx, &idle, &cancel, &sock).await;
         fast.closed.store(true, SeqCst);
         if let Some(info) = ctx.conns.remove(id) {
