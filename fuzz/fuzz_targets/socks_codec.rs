@@ -1,0 +1,27 @@
+#![no_main]
+//! SOCKS5/SOCKS4 decoders and the SOCKS address on arbitrary bytes: never a
+//! panic, never a demand for more bytes than a message can hold, and every
+//! address that decodes encodes back to the same bytes.
+use libfuzzer_sys::fuzz_target;
+use portway_core::codec::addr::Addr;
+use portway_core::codec::socks4;
+use portway_core::codec::socks5::{self, Decoded, Message};
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(Some((a, used))) = Addr::decode(data) {
+        let mut out = Vec::new();
+        a.encode(&mut out);
+        if !matches!(a.host, portway_core::codec::addr::Host::Domain(_)) || data[..used].is_ascii() {
+            assert_eq!(out, data[..used], "address round trip");
+        }
+    }
+    let _ = socks5::decode_methods(data);
+    let _ = socks5::decode_method_choice(data);
+    let _ = socks5::decode_user_pass(data);
+    let _ = socks5::decode_auth_status(data);
+    if let Ok(Decoded::Need(n)) = Message::decode(data) {
+        assert!(data.len() + n <= socks5::MAX_REQUEST_LEN, "asks for more than a request can hold");
+    }
+    let _ = socks4::Request::decode(data);
+    let _ = socks4::Reply::decode(data);
+});
