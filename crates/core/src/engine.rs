@@ -507,6 +507,7 @@ fn sample(name: &str, s: &Svc, rates: (u64, u64)) -> ServiceStats {
         rate_in: rates.0,
         rate_out: rates.1,
         errors: c.errors.load(Relaxed),
+        last_error: c.last_error(),
         nodes: s.plan.as_ref().map(|p| p.targets.iter().map(|t| p.selector.health(t)).collect()).unwrap_or_default(),
         hops: s
             .plan

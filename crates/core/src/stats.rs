@@ -21,6 +21,22 @@ pub struct ServiceCounters {
     pub bytes_in: AtomicU64,
     pub bytes_out: AtomicU64,
     pub errors: AtomicU64,
+    /// The latest error (unix ms, message), shown with the rule while it keeps
+    /// running: "hop-1 node a (127.0.0.1:1080): authentication failed".
+    pub last_error: Mutex<Option<(u64, String)>>,
+}
+
+impl ServiceCounters {
+    /// Counts an error and keeps its message as the latest one.
+    pub fn fail(&self, msg: impl Into<String>) {
+        self.errors.fetch_add(1, Relaxed);
+        let mut g = self.last_error.lock().unwrap_or_else(|p| p.into_inner());
+        *g = Some((unix_millis(), msg.into()));
+    }
+
+    pub fn last_error(&self) -> Option<(u64, String)> {
+        self.last_error.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
 }
 
 /// Per-connection byte counters, shared between the data path and the registry.
@@ -159,6 +175,8 @@ pub struct ServiceStats {
     pub rate_in: u64,
     pub rate_out: u64,
     pub errors: u64,
+    /// The latest error while running: (unix ms, message).
+    pub last_error: Option<(u64, String)>,
     /// The forwarder's targets.
     pub nodes: Vec<NodeHealth>,
     /// The chain's hops with their nodes' health (empty without a chain).

@@ -103,6 +103,9 @@ pub struct ServicePlan {
     pub auther: Option<Arc<crate::auth::Auther>>,
     /// Handler options the proxy handlers read (`udp`, `bind`, `nodelay`, …).
     pub handler_md: Metadata,
+    /// How long a client may take over its TLS handshake and proxy request
+    /// (handler `readTimeout`, GOST's default 15 s).
+    pub read_timeout: Duration,
 }
 
 impl ServicePlan {
@@ -361,6 +364,7 @@ pub fn plan_service(cfg: &Config, s: &ServiceConfig) -> Result<ServicePlan, Stri
         None
     };
     let auther = auther_for(cfg, s, &ctx)?;
+    let read_timeout = hmd.get_duration(&["readTimeout"]).map_err(e)?.filter(|d| !d.is_zero()).unwrap_or(Duration::from_secs(15));
     if auther.is_some() && !is_proxy_handler(&handler) {
         // GOST ignores auth on a forwarding handler too; say so rather than let the
         // user believe the port is protected.
@@ -382,6 +386,7 @@ pub fn plan_service(cfg: &Config, s: &ServiceConfig) -> Result<ServicePlan, Stri
         tls_server,
         auther,
         handler_md: s.handler.metadata.clone(),
+        read_timeout,
     })
 }
 

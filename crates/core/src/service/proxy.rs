@@ -2,7 +2,7 @@
 //! ([`crate::handler`]) learns the target, the service's chain dials it, the
 //! data path pipes it, and the connection shows in the live list like any other.
 
-use super::tcp::{dial_target, relay, HANDSHAKE_TIMEOUT};
+use super::tcp::{dial_target, relay};
 use super::Ctx;
 use crate::codec::addr::Addr;
 use crate::codec::socks5::{cmd, rep};
@@ -10,7 +10,6 @@ use crate::conn::{Conn, Prefixed};
 use crate::handler::{http, relay as hrelay, socks4, socks5};
 use crate::stats::{unix_millis, ConnCounters, ConnInfo, Event, Meter};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use tokio::io::AsyncReadExt;
 use tracing::{debug, warn};
@@ -22,9 +21,9 @@ fn md_bool(ctx: &Ctx, key: &str) -> bool {
 /// A handshake failure: the client's problem, logged at debug unless it is a
 /// refused login (which an operator wants to see).
 fn handshake_failed(ctx: &Ctx, peer: SocketAddr, proto: &str, e: &dyn std::fmt::Display) {
-    ctx.counters.errors.fetch_add(1, Relaxed);
     let msg = e.to_string();
     let msg = msg.strip_prefix(&format!("{proto}: ")).map(str::to_string).unwrap_or(msg);
+    ctx.counters.fail(format!("{peer}: {proto}: {msg}"));
     if msg.contains("authentication") || msg.contains("not allowed") || msg.contains("disabled") {
         warn!(service = %ctx.plan.name, client = %peer, "{proto}: {msg}");
     } else {
@@ -36,10 +35,10 @@ fn handshake_failed(ctx: &Ctx, peer: SocketAddr, proto: &str, e: &dyn std::fmt::
 /// associations (`udp=true`).
 pub async fn socks5(mut client: Conn, peer: SocketAddr, ctx: Arc<Ctx>) {
     let opts = socks5::ServerOptions { auther: ctx.plan.auther.clone(), udp: md_bool(&ctx, "udp"), bind: md_bool(&ctx, "bind") };
-    let req = match tokio::time::timeout(HANDSHAKE_TIMEOUT, socks5::accept(&mut client, &opts)).await {
+    let req = match tokio::time::timeout(ctx.plan.read_timeout, socks5::accept(&mut client, &opts)).await {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => return handshake_failed(&ctx, peer, "socks5", &e),
-        Err(_) => return handshake_failed(&ctx, peer, "socks5", &"no request within 15s"),
+        Err(_) => return handshake_failed(&ctx, peer, "socks5", &format!("no request within {:?}", ctx.plan.read_timeout)),
     };
     match req.cmd {
         cmd::CONNECT => {
@@ -47,7 +46,7 @@ pub async fn socks5(mut client: Conn, peer: SocketAddr, ctx: Arc<Ctx>) {
             let (up, route) = match dial_target(&ctx, &target, None).await {
                 Some(Ok(x)) => x,
                 Some(Err(e)) => {
-                    ctx.counters.errors.fetch_add(1, Relaxed);
+                    ctx.counters.fail(e.clone());
                     warn!(service = %ctx.plan.name, client = %peer, target = %target, "{e}");
                     let _ = socks5::reply(&mut client, rep::HOST_UNREACHABLE, None).await;
                     return;
@@ -80,17 +79,17 @@ pub async fn http(mut client: Conn, peer: SocketAddr, ctx: Arc<Ctx>) {
     if let Some(r) = md.get_string(&["authBasicRealm", "realm"]) {
         opts.realm = r;
     }
-    let req = match tokio::time::timeout(HANDSHAKE_TIMEOUT, http::accept(&mut client, &opts)).await {
+    let req = match tokio::time::timeout(ctx.plan.read_timeout, http::accept(&mut client, &opts)).await {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => return handshake_failed(&ctx, peer, "http", &e),
-        Err(_) => return handshake_failed(&ctx, peer, "http", &"no request within 15s"),
+        Err(_) => return handshake_failed(&ctx, peer, "http", &format!("no request within {:?}", ctx.plan.read_timeout)),
     };
     match req {
         http::Request::Connect(t) => {
             let (up, route) = match dial_target(&ctx, &t.target, None).await {
                 Some(Ok(x)) => x,
                 Some(Err(e)) => {
-                    ctx.counters.errors.fetch_add(1, Relaxed);
+                    ctx.counters.fail(e.clone());
                     warn!(service = %ctx.plan.name, client = %peer, target = %t.target, "{e}");
                     let _ = http::reply_error(&mut client, &opts, 503).await;
                     return;
@@ -227,16 +226,16 @@ fn unregister(ctx: &Ctx, id: u64, error: Option<String>) {
 
 /// GOST's `socks4`/`socks4a` handler: CONNECT only.
 pub async fn socks4(mut client: Conn, peer: SocketAddr, ctx: Arc<Ctx>) {
-    let req = match tokio::time::timeout(HANDSHAKE_TIMEOUT, socks4::accept(&mut client, ctx.plan.auther.as_deref())).await {
+    let req = match tokio::time::timeout(ctx.plan.read_timeout, socks4::accept(&mut client, ctx.plan.auther.as_deref())).await {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => return handshake_failed(&ctx, peer, "socks4", &e),
-        Err(_) => return handshake_failed(&ctx, peer, "socks4", &"no request within 15s"),
+        Err(_) => return handshake_failed(&ctx, peer, "socks4", &format!("no request within {:?}", ctx.plan.read_timeout)),
     };
     let target = req.addr().to_string();
     let (up, route) = match dial_target(&ctx, &target, None).await {
         Some(Ok(x)) => x,
         Some(Err(e)) => {
-            ctx.counters.errors.fetch_add(1, Relaxed);
+            ctx.counters.fail(e.clone());
             warn!(service = %ctx.plan.name, client = %peer, target = %target, "{e}");
             let _ = socks4::reply(&mut client, crate::codec::socks4::FAILED).await;
             return;
@@ -253,7 +252,7 @@ pub async fn socks4(mut client: Conn, peer: SocketAddr, ctx: Arc<Ctx>) {
 /// first byte.
 pub async fn auto(mut client: Conn, peer: SocketAddr, ctx: Arc<Ctx>) {
     let mut first = [0u8; 1];
-    match tokio::time::timeout(HANDSHAKE_TIMEOUT, client.read(&mut first)).await {
+    match tokio::time::timeout(ctx.plan.read_timeout, client.read(&mut first)).await {
         Ok(Ok(1)) => {}
         _ => return,
     }
@@ -275,7 +274,7 @@ pub async fn relay_handler(mut client: Conn, peer: SocketAddr, ctx: Arc<Ctx>) {
         nodelay: md_bool(&ctx, "nodelay"),
         bind: md_bool(&ctx, "bind"),
         forward: !ctx.plan.targets.is_empty(),
-        read_timeout: md.get_duration(&["readTimeout"]).unwrap_or(None).filter(|d| !d.is_zero()).unwrap_or(HANDSHAKE_TIMEOUT),
+        read_timeout: md.get_duration(&["readTimeout"]).unwrap_or(None).filter(|d| !d.is_zero()).unwrap_or(ctx.plan.read_timeout),
     };
     let req = match hrelay::accept(&mut client, &opts).await {
         Ok(r) => r,
@@ -312,7 +311,7 @@ pub async fn relay_handler(mut client: Conn, peer: SocketAddr, ctx: Arc<Ctx>) {
                 Some(Ok(x)) => x,
                 Some(Err(e)) => {
                     mark(false);
-                    ctx.counters.errors.fetch_add(1, Relaxed);
+                    ctx.counters.fail(e.clone());
                     warn!(service = %ctx.plan.name, client = %peer, target = %target, "{e}");
                     let _ = hrelay::respond_error(&mut client, opts.dial_failure_status()).await;
                     return;

@@ -96,7 +96,7 @@ async fn accept_loop(l: TcpListener, ctx: Arc<Ctx>) {
                     last_warn = now;
                     warn!(service = %ctx.plan.name, "accept: {} — backing off {:?} (raise `ulimit -n`)", io_msg(&e), backoff);
                 }
-                ctx.counters.errors.fetch_add(1, Relaxed);
+                ctx.counters.fail(format!("accept: {}", io_msg(&e)));
                 tokio::select! {
                     _ = ctx.cancel.cancelled() => return,
                     _ = tokio::time::sleep(backoff) => {}
@@ -123,15 +123,15 @@ async fn handle(sock: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
             // The handshake runs here, per connection, so a slow client never holds
             // up the accept loop.
             let acceptor = tokio_rustls::TlsAcceptor::from(cfg.clone());
-            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(sock)).await {
+            match tokio::time::timeout(ctx.plan.read_timeout, acceptor.accept(sock)).await {
                 Ok(Ok(s)) => Conn::boxed(s),
                 Ok(Err(e)) => {
-                    c.errors.fetch_add(1, Relaxed);
+                    c.fail(format!("{peer}: tls handshake: {}", crate::tls::handshake_msg(&e)));
                     debug!(service = %ctx.plan.name, client = %peer, "tls handshake: {}", crate::tls::handshake_msg(&e));
                     return;
                 }
                 Err(_) => {
-                    c.errors.fetch_add(1, Relaxed);
+                    c.fail(format!("{peer}: tls handshake timed out"));
                     debug!(service = %ctx.plan.name, client = %peer, "tls handshake timed out");
                     return;
                 }
@@ -140,10 +140,6 @@ async fn handle(sock: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
     };
     crate::handler::serve(client, peer, ctx.clone()).await;
 }
-
-/// How long a client may take over a TLS handshake or a proxy request
-/// (GOST's handlers use 15 s for the request).
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// The local forwarding handler (`tcp`, `forward`, `rtcp` without a chain): one
 /// forwarder target per connection.
@@ -155,7 +151,7 @@ pub async fn forward(client: Conn, peer: SocketAddr, ctx: Arc<Ctx>) {
     let hash_key = plan.wants_hash_key().then(|| peer.ip().to_string());
     let hash_key = hash_key.as_deref();
     let Some(idx) = plan.selector.select(&plan.targets, hash_key) else {
-        c.errors.fetch_add(1, Relaxed);
+        c.fail("node not available: every target is marked failed");
         warn!(service = %plan.name, client = %client_s, "node not available: every target is marked failed");
         return;
     };
@@ -167,7 +163,7 @@ pub async fn forward(client: Conn, peer: SocketAddr, ctx: Arc<Ctx>) {
         }
         Some(Err(e)) => {
             target.marker.mark();
-            c.errors.fetch_add(1, Relaxed);
+            c.fail(e.clone());
             warn!(service = %plan.name, client = %client_s, target = %target.addr, node = %target.name, "{e}");
             return;
         }

@@ -258,7 +258,7 @@ async fn session(a: SessionArgs) {
         let _ = done.send(Done { peer, id, leftovers });
     };
     let Some(idx) = plan.selector.select(&plan.targets, Some(&hash_key)) else {
-        c.errors.fetch_add(1, Relaxed);
+        c.fail("node not available: every target is marked failed");
         warn!(service = %plan.name, client = %peer, "node not available: every target is marked failed");
         finish(true, Vec::new());
         return;
@@ -272,7 +272,7 @@ async fn session(a: SessionArgs) {
             }
             Err(e) => {
                 target.marker.mark();
-                c.errors.fetch_add(1, Relaxed);
+                c.fail(e.clone());
                 warn!(service = %plan.name, client = %peer, target = %target.addr, node = %target.name, "{e}");
                 finish(true, Vec::new());
                 return;
@@ -295,14 +295,14 @@ async fn session(a: SessionArgs) {
         }
         Ok(Err(e)) => {
             target.marker.mark();
-            c.errors.fetch_add(1, Relaxed);
+            c.fail(format!("dial udp {}: {}", target.addr, io_msg(&e)));
             warn!(service = %plan.name, client = %peer, target = %target.addr, node = %target.name, "dial udp {}: {}", target.addr, io_msg(&e));
             finish(true, Vec::new());
             return;
         }
         Err(_) => {
             target.marker.mark();
-            c.errors.fetch_add(1, Relaxed);
+            c.fail(format!("dial udp {}: timed out", target.addr));
             warn!(service = %plan.name, client = %peer, target = %target.addr, node = %target.name, "dial udp {}: timed out", target.addr);
             finish(true, Vec::new());
             return;
@@ -415,7 +415,7 @@ async fn session(a: SessionArgs) {
                         // ECONNREFUSED from the target: nothing listens there.
                         if e.kind() == io::ErrorKind::ConnectionRefused {
                             target.marker.mark();
-                            c.errors.fetch_add(1, Relaxed);
+                            c.fail(format!("udp {}: connection refused", target.addr));
                             warn!(service = %plan.name, client = %peer, target = %target.addr, node = %target.name, "udp {}: connection refused", target.addr);
                             error = Some("connection refused".into());
                             break;
