@@ -345,7 +345,20 @@ impl Backend {
                                 .into_iter()
                                 .map(|s| {
                                     let (state, error) = status.iter().find(|st| st.name == s.service).map(state_of).unwrap_or((RuleState::Stopped, None));
-                                    RuleStats { name: s.service, active: s.active, total: s.total, bytes_in: s.bytes_in, bytes_out: s.bytes_out, rate_in: s.rate_in, rate_out: s.rate_out, errors: s.errors, state, error }
+                                    RuleStats {
+                                        name: s.service,
+                                        active: s.active,
+                                        total: s.total,
+                                        bytes_in: s.bytes_in,
+                                        bytes_out: s.bytes_out,
+                                        rate_in: s.rate_in,
+                                        rate_out: s.rate_out,
+                                        errors: s.errors,
+                                        state,
+                                        error,
+                                        last_error_at: s.last_error.as_ref().map(|e| e.0),
+                                        last_error: s.last_error.map(|e| e.1),
+                                    }
                                 })
                                 .collect(),
                         };

@@ -151,6 +151,18 @@ describe("live stats", () => {
     expect(screen.getByTestId("rule-error-web").textContent).toBe("127.0.0.1:8080: address already in use");
   });
 
+  it("a running rule shows its latest error from the engine, and no error line while there is none", async () => {
+    const b = await renderApp();
+    await waitFor(() => expect(b.subscribed).toBe(true));
+    b.push(frame([stats("web", { active: 1 })], Date.now() + 1000));
+    await waitFor(() => expect(screen.getByTestId("rule-conns-web").textContent).toBe("1"));
+    expect(screen.queryByTestId("rule-last-error-web")).toBeNull();
+    const msg = 'chain "c" hop "hop-1" node "a" (127.0.0.12:1080): socks5: authentication failed (server rejected user "u")';
+    b.push(frame([stats("web", { errors: 1, lastError: msg, lastErrorAt: Date.now() })], Date.now() + 2000));
+    await waitFor(() => expect(screen.getByTestId("rule-last-error-web").textContent).toContain(msg));
+    expect(screen.getByTestId("rule-status-web").textContent).toBe("running");
+  });
+
   it("a frame older than the snapshot does not undo the snapshot's state", async () => {
     const b = await renderApp(backend({}, snapshot({ rules: [ruleView({ enabled: false, state: "disabled" })] })));
     await waitFor(() => expect(b.subscribed).toBe(true));

@@ -64,6 +64,11 @@ pub struct RuleStats {
     pub state: RuleState,
     /// The engine's message when `state` is failed.
     pub error: Option<String>,
+    /// The latest error while running (a refused hop, a failed login …) and when
+    /// it happened (unix milliseconds).
+    pub last_error: Option<String>,
+    #[ts(type = "number | null")]
+    pub last_error_at: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]

@@ -59,7 +59,7 @@ export function snapshot(over: Partial<AppSnapshot> = {}): AppSnapshot {
 }
 
 export function stats(name: string, over: Partial<RuleStats> = {}): RuleStats {
-  return { name, active: 0, total: 0, bytesIn: 0, bytesOut: 0, rateIn: 0, rateOut: 0, errors: 0, state: "running", error: null, ...over };
+  return { name, active: 0, total: 0, bytesIn: 0, bytesOut: 0, rateIn: 0, rateOut: 0, errors: 0, state: "running", error: null, lastError: null, lastErrorAt: null, ...over };
 }
 
 export function frame(rules: RuleStats[], time = Date.now()): StatsFrame {

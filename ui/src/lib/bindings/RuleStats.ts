@@ -25,4 +25,9 @@ state: RuleState,
 /**
  * The engine's message when `state` is failed.
  */
-error: string | null, };
+error: string | null, 
+/**
+ * The latest error while running (a refused hop, a failed login …) and when
+ * it happened (unix milliseconds).
+ */
+lastError: string | null, lastErrorAt: number | null, };
