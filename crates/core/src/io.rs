@@ -4,7 +4,7 @@
 //! nothing more to read, so an idle connection holds no buffer at all (fwdbench's
 //! memory test holds thousands of them open).
 
-use crate::conn::Conn;
+use crate::conn::{Conn, Pre};
 use crate::stats::Meter;
 use std::io;
 use std::os::fd::AsRawFd;
@@ -240,9 +240,27 @@ pub async fn pipe(client: &TcpStream, target: &TcpStream, meter: &Meter, idle: D
 /// `pipe` for any two streams: plain TCP on both sides keeps the splice path;
 /// anything wrapped (TLS, a proxy protocol's framing) is copied through a buffer.
 pub async fn pipe_conn(client: Conn, target: Conn, meter: &Meter, idle: Duration) -> io::Result<()> {
-    match (client, target) {
-        (Conn::Tcp(a), Conn::Tcp(b)) => pipe(&a, &b, meter, idle).await,
-        (a, b) => {
+    // Proxy handshakes leave plain sockets wrapped (bytes read ahead, a relay
+    // answer still to come); unwrap them so bulk data can still be spliced.
+    let tcp = match (client.into_tcp(), target.into_tcp()) {
+        (Ok(a), Ok(b)) => Ok((a, b)),
+        (a, b) => Err((a.map(|(s, pre)| rewrap(s, pre)).unwrap_or_else(|c| c), b.map(|(s, pre)| rewrap(s, pre)).unwrap_or_else(|c| c))),
+    };
+    match tcp {
+        Ok(((a, a_pre), (b, b_pre))) => {
+            let last = AtomicU64::new(crate::stats::unix_millis());
+            let ended = std::sync::atomic::AtomicU8::new(0);
+            let up = async {
+                pre_step(&a, &b, a_pre, meter, Dir::In).await?;
+                copy_one_way(&a, &b, meter, Dir::In, &last, &ended).await
+            };
+            let down = async {
+                pre_step(&b, &a, b_pre, meter, Dir::Out).await?;
+                copy_one_way(&b, &a, meter, Dir::Out, &last, &ended).await
+            };
+            with_idle(both_ways(up, down), &last, idle).await
+        }
+        Err((a, b)) => {
             let last = AtomicU64::new(crate::stats::unix_millis());
             let (ar, aw) = tokio::io::split(a);
             let (br, bw) = tokio::io::split(b);
@@ -250,6 +268,87 @@ pub async fn pipe_conn(client: Conn, target: Conn, meter: &Meter, idle: Duration
             let down = copy_stream(br, aw, meter, Dir::Out, &last);
             with_idle(both_ways(up, down), &last, idle).await
         }
+    }
+}
+
+fn rewrap(s: TcpStream, pre: Pre) -> Conn {
+    match pre {
+        Pre::None => Conn::Tcp(s),
+        Pre::Deliver(b) => Conn::prefixed(b, Conn::Tcp(s)),
+        Pre::RelayAnswer(p) => Conn::boxed(RelayAnswerFirst { s, p: Some(p) }),
+    }
+}
+
+/// Runs what must happen on `src` before its payload flows to `dst`.
+async fn pre_step(src: &TcpStream, dst: &TcpStream, pre: Pre, meter: &Meter, dir: Dir) -> io::Result<()> {
+    match pre {
+        Pre::None => Ok(()),
+        Pre::Deliver(b) => {
+            write_all(dst, &b).await?;
+            match dir {
+                Dir::In => meter.add_in(b.len() as u64),
+                Dir::Out => meter.add_out(b.len() as u64),
+            }
+            Ok(())
+        }
+        Pre::RelayAnswer(mut p) => {
+            // Read exactly the answer, never into the payload behind it.
+            loop {
+                let need = p.need().map_err(io::Error::from)?;
+                if need == 0 {
+                    return p.finish().map_err(io::Error::from);
+                }
+                src.readable().await?;
+                let mut tmp = [0u8; 512];
+                match src.try_read(&mut tmp[..need.min(512)]) {
+                    Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("relay: {} closed without an answer", p.server))),
+                    Ok(n) => p.got.extend_from_slice(&tmp[..n]),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+    }
+}
+
+/// A socket whose relay answer is read through the generic path (the other side
+/// of the pipe is not a plain socket).
+struct RelayAnswerFirst {
+    s: TcpStream,
+    p: Option<crate::connector::relay::PendingResponse>,
+}
+
+impl tokio::io::AsyncRead for RelayAnswerFirst {
+    fn poll_read(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>, buf: &mut tokio::io::ReadBuf<'_>) -> std::task::Poll<io::Result<()>> {
+        let me = self.get_mut();
+        while let Some(p) = &mut me.p {
+            let need = p.need().map_err(io::Error::from)?;
+            if need == 0 {
+                p.finish().map_err(io::Error::from)?;
+                me.p = None;
+                break;
+            }
+            let mut tmp = [0u8; 512];
+            let mut rb = tokio::io::ReadBuf::new(&mut tmp[..need.min(512)]);
+            std::task::ready!(std::pin::Pin::new(&mut me.s).poll_read(cx, &mut rb))?;
+            if rb.filled().is_empty() {
+                return std::task::Poll::Ready(Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("relay: {} closed without an answer", p.server))));
+            }
+            p.got.extend_from_slice(rb.filled());
+        }
+        std::pin::Pin::new(&mut me.s).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for RelayAnswerFirst {
+    fn poll_write(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>, buf: &[u8]) -> std::task::Poll<io::Result<usize>> {
+        std::pin::Pin::new(&mut self.get_mut().s).poll_write(cx, buf)
+    }
+    fn poll_flush(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().s).poll_flush(cx)
+    }
+    fn poll_shutdown(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().s).poll_shutdown(cx)
     }
 }
 

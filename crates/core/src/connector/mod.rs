@@ -51,23 +51,25 @@ pub async fn connect(opts: &NodeOpts, mut conn: Conn, network: Network, addr: &s
             let o = http::ConnectOptions { auth: opts.auth.clone(), headers: opts.connector_md.get_string_map(&["header"]), udp: net == Network::Udp };
             let rest = http::connect(&mut conn, &opts.addr, addr, &o).await?;
             // Bytes the proxy sent right behind its answer belong to the tunnel.
-            Ok(if rest.is_empty() { conn } else { Conn::boxed(crate::conn::Prefixed::new(rest, conn)) })
+            Ok(Conn::prefixed(rest, conn))
         }
         ("relay", net) => {
             let target = crate::codec::addr::Addr::parse(addr).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
             let o = relay::ConnectorOptions {
                 auth: opts.auth.clone(),
-                nodelay: opts.connector_md.get_bool(&["nodelay"]).unwrap_or(None).unwrap_or(false),
+                // The request always goes out at once (GOST's nodelay wire form, which
+                // every GOST relay server reads), while the answer is still read
+                // lazily: a GOST server with nodelay=false only answers in front of
+                // the target's first bytes, and a server-first target works too.
+                nodelay: true,
                 server: opts.addr.clone(),
             };
             let network = match net {
                 Network::Tcp => crate::codec::relay::Network::Tcp,
                 Network::Udp => crate::codec::relay::Network::Udp,
             };
-            // With GOST's default (nodelay=false) the request travels with the first
-            // bytes and the answer is checked at the first read, as GOST does.
             let s = relay::connect(conn, &target, network, &o).await?;
-            Ok(Conn::boxed(s))
+            Ok(Conn::Relay(Box::new(s)))
         }
         (other, _) => Err(io::Error::other(format!("connector {other:?} is not implemented in Portway yet"))),
     }

@@ -155,6 +155,35 @@ impl WriteFront {
     }
 }
 
+/// A relay response not yet (fully) read: the bytes so far and the server's name
+/// for errors.
+#[derive(Debug)]
+pub struct PendingResponse {
+    pub got: Vec<u8>,
+    pub server: String,
+}
+
+impl PendingResponse {
+    /// How many more bytes the response needs, or the error it already is.
+    pub fn need(&self) -> Result<usize, RelayError> {
+        match message_len(&self.got) {
+            Err(e) => Err(RelayError::BadResponse { server: self.server.clone(), source: e }),
+            Ok(None) => Ok(HEADER_LEN - self.got.len()),
+            Ok(Some(total)) => Ok(total - self.got.len()),
+        }
+    }
+
+    /// Checks a complete response: OK, or the error naming the server and status.
+    pub fn finish(&self) -> Result<(), RelayError> {
+        match Response::decode(&self.got) {
+            Ok(Some((r, _))) if r.status == STATUS_OK => Ok(()),
+            Ok(Some((r, _))) => Err(RelayError::Refused { server: self.server.clone(), status: r.status }),
+            Ok(None) => Err(RelayError::NoResponse { server: self.server.clone() }),
+            Err(e) => Err(RelayError::BadResponse { server: self.server.clone(), source: e }),
+        }
+    }
+}
+
 #[derive(Debug)]
 enum ResponseState {
     /// The bytes of the response read so far.
@@ -194,6 +223,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> RelayStream<S> {
 
     pub fn get_ref(&self) -> &S {
         &self.inner
+    }
+
+    /// The bare stream once the request is out, with what is left of the
+    /// response still to read (`None` when it was read and was OK). The data
+    /// path uses this to pipe plain TCP (splice) and check the answer itself.
+    /// Gives the stream back unchanged while the request is still held or the
+    /// answer was a refusal.
+    pub fn into_parts(self) -> Result<(S, Option<PendingResponse>), Self> {
+        if !matches!(self.front, WriteFront::Clear) {
+            return Err(self);
+        }
+        match self.resp {
+            ResponseState::Established => Ok((self.inner, None)),
+            ResponseState::Reading(got) => Ok((self.inner, Some(PendingResponse { got, server: self.server }))),
+            _ => Err(self),
+        }
     }
 
     /// Reads the response byte by byte count, never past it: whatever follows is

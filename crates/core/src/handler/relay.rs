@@ -211,6 +211,12 @@ fn local_if_unnamed(a: Addr) -> Addr {
     }
 }
 
+/// Answers OK (`01 00 0000`) right away: GOST's `nodelay` server form, which
+/// every GOST client accepts (it reads the answer lazily or waits for it).
+pub async fn respond_ok_now<S: AsyncWrite + Unpin>(s: &mut S) -> Result<(), RelayError> {
+    respond_error(s, STATUS_OK).await
+}
+
 /// Answers with a failure status (`01 ss 0000`) right away.
 pub async fn respond_error<S: AsyncWrite + Unpin>(s: &mut S, status: u8) -> Result<(), RelayError> {
     s.write_all(&Response::bare(status)).await?;

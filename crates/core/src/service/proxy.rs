@@ -6,7 +6,7 @@ use super::tcp::{dial_target, relay};
 use super::Ctx;
 use crate::codec::addr::Addr;
 use crate::codec::socks5::{cmd, rep};
-use crate::conn::{Conn, Prefixed};
+use crate::conn::Conn;
 use crate::handler::{http, relay as hrelay, socks4, socks5};
 use crate::stats::{unix_millis, ConnCounters, ConnInfo, Event, Meter};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -99,14 +99,14 @@ pub async fn http(mut client: Conn, peer: SocketAddr, ctx: Arc<Ctx>) {
             if let Err(e) = http::reply_connected(&mut client, &opts).await {
                 return handshake_failed(&ctx, peer, "http", &e);
             }
-            let client = if t.leftover.is_empty() { client } else { Conn::boxed(Prefixed::new(t.leftover, client)) };
+            let client = Conn::prefixed(t.leftover, client);
             relay(&ctx, client, up, &peer.to_string(), &t.target, "", &route).await;
         }
         http::Request::Udp(t) => {
             if let Err(e) = http::reply_udp_ok(&mut client, &opts).await {
                 return handshake_failed(&ctx, peer, "http", &e);
             }
-            let client = if t.leftover.is_empty() { client } else { Conn::boxed(Prefixed::new(t.leftover, client)) };
+            let client = Conn::prefixed(t.leftover, client);
             udp_tun_after_reply(client, peer, ctx).await;
         }
         http::Request::Plain(p) => {
@@ -256,7 +256,7 @@ pub async fn auto(mut client: Conn, peer: SocketAddr, ctx: Arc<Ctx>) {
         Ok(Ok(1)) => {}
         _ => return,
     }
-    let client = Conn::boxed(Prefixed::new(first.to_vec(), client));
+    let client = Conn::prefixed(first.to_vec(), client);
     match first[0] {
         5 => socks5(client, peer, ctx).await,
         4 => socks4(client, peer, ctx).await,
@@ -319,11 +319,13 @@ pub async fn relay_handler(mut client: Conn, peer: SocketAddr, ctx: Arc<Ctx>) {
                 None => return,
             };
             mark(true);
-            let stream = match hrelay::ServerStream::respond_ok(client, &opts).await {
-                Ok(s) => s,
-                Err(e) => return handshake_failed(&ctx, peer, "relay", &e),
-            };
-            relay(&ctx, Conn::boxed(stream), up, &peer.to_string(), &target, "", &route).await;
+            // Answer as soon as the target is reached (GOST's nodelay form): GOST
+            // clients read it lazily or wait for it, both fine, and the connection
+            // stays a plain socket the data path can splice.
+            if let Err(e) = hrelay::respond_ok_now(&mut client).await {
+                return handshake_failed(&ctx, peer, "relay", &e);
+            }
+            relay(&ctx, client, up, &peer.to_string(), &target, "", &route).await;
         }
         crate::codec::relay::Network::Udp => {
             if ctx.plan.chain.is_some() {

@@ -370,7 +370,14 @@ async fn session(a: SessionArgs) {
                         Ok(Some(e)) | Err(e) => Err(e),
                         Ok(None) => Ok(None),
                     }
-                } else { SCRATCH.with(|s| {
+                } else {
+                    // keepAlive=false ends the session at this reply: stop the reader's
+                    // fast path before the client can see the reply and send again,
+                    // so its next datagram starts the next session (GOST).
+                    if !keep_alive {
+                        fast.closed.store(true, SeqCst);
+                    }
+                    SCRATCH.with(|s| {
                     let mut s = s.borrow_mut();
                     let lim = reply_size.min(s.len());
                     match upstream.try_recv(&mut s[..lim]) {
