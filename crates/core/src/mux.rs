@@ -249,7 +249,9 @@ impl MuxSession {
     /// The next stream the peer opened; `None` once the session ended.
     pub async fn accept(&self) -> Option<MuxStream> {
         let mut rx = self.accept_rx.lock().await;
+        // Streams that arrived before the end still hold their data.
         tokio::select! {
+            biased;
             s = rx.recv() => s,
             _ = self.sh.cancel.cancelled() => None,
         }
