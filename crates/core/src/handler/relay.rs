@@ -332,7 +332,7 @@ fn peer_header(peer: &Addr) -> Vec<u8> {
 }
 
 /// BIND UDP (rudp through relay, CMD `82`): listens on UDP `addr`, answers `00`
-/// + the socket's address. Then run [`crate::handler::socks5::udp_tun_serve`] on
+/// with the socket's address. Then run [`crate::handler::socks5::udp_tun_serve`] on
 /// `control` and the socket: the same UDP-over-stream frames as SOCKS5's
 /// UDP-TUN. GOST closes without an answer when it cannot listen on UDP;
 /// Portway answers `05` like for TCP, which a GOST client reads as the same
