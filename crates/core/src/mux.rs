@@ -70,6 +70,10 @@ const SEND_QUEUE_FRAMES: usize = 64;
 /// Streams the peer opened that nobody accepted yet (xtaci's backlog).
 const ACCEPT_BACKLOG: usize = 1024;
 const READ_CHUNK: usize = 64 * 1024;
+/// SYN/FIN frames waiting to be written. Data frames are bounded by the send
+/// credits; these are not, so a peer that opens streams (which we close) while
+/// never reading our answers is cut off here instead of growing the queue.
+const MAX_CONTROL_QUEUE: usize = 4096;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -77,6 +81,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 struct Out {
     bytes: Vec<u8>,
+    control: bool,
     /// Returned to the send queue's budget once the frame is written.
     _credit: Option<OwnedSemaphorePermit>,
 }
@@ -112,6 +117,7 @@ struct Shared {
     /// Wakes the reader when a stream's buffer shrank.
     space: Notify,
     out: mpsc::UnboundedSender<Out>,
+    control_queued: AtomicUsize,
     credits: Arc<Semaphore>,
     cancel: CancellationToken,
     reason: Mutex<Option<String>>,
@@ -141,10 +147,15 @@ impl Shared {
 
     fn send_frame(&self, cmd: u8, sid: u32) {
         let mut bytes = Vec::with_capacity(smux::HEADER_LEN);
-        if smux::encode(self.cfg.version, cmd, sid, &[], &mut bytes).is_ok() {
-            // A closed queue means the session is gone, and the frame with it.
-            let _ = self.out.send(Out { bytes, _credit: None });
+        if smux::encode(self.cfg.version, cmd, sid, &[], &mut bytes).is_err() {
+            return;
         }
+        if self.control_queued.fetch_add(1, Ordering::AcqRel) >= MAX_CONTROL_QUEUE {
+            self.kill("the peer opens and closes streams but does not read what this side sends".into());
+            return;
+        }
+        // A closed queue means the session is gone, and the frame with it.
+        let _ = self.out.send(Out { bytes, control: true, _credit: None });
     }
 }
 
@@ -190,6 +201,7 @@ impl MuxSession {
             buffered: AtomicUsize::new(0),
             space: Notify::new(),
             out: out_tx,
+            control_queued: AtomicUsize::new(0),
             credits: Arc::new(Semaphore::new(SEND_QUEUE_FRAMES)),
             cancel: CancellationToken::new(),
             reason: Mutex::new(None),
@@ -217,7 +229,7 @@ impl MuxSession {
             drop(writer_sh);
             let r = tokio::select! {
                 _ = cancel.cancelled() => return,
-                r = write_loop(wr, out_rx, &cfg) => r,
+                r = write_loop(wr, out_rx, &cfg, &weak) => r,
             };
             if let Some(sh) = weak.upgrade() {
                 sh.kill(match r {
@@ -370,10 +382,17 @@ async fn push(sh: &Arc<Shared>, sid: u32, data: &[u8]) {
     }
 }
 
-async fn write_loop<W>(mut wr: W, mut rx: mpsc::UnboundedReceiver<Out>, cfg: &MuxConfig) -> io::Result<()>
+async fn write_loop<W>(mut wr: W, mut rx: mpsc::UnboundedReceiver<Out>, cfg: &MuxConfig, sh: &std::sync::Weak<Shared>) -> io::Result<()>
 where
     W: AsyncWrite + Unpin,
 {
+    let written = |m: Out| {
+        if m.control {
+            if let Some(sh) = sh.upgrade() {
+                sh.control_queued.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+    };
     let mut nop = Vec::with_capacity(smux::HEADER_LEN);
     smux::encode(cfg.version, CMD_NOP, 0, &[], &mut nop).map_err(io::Error::from)?;
     let start = tokio::time::Instant::now() + cfg.keepalive_interval;
@@ -384,10 +403,11 @@ where
             m = rx.recv() => {
                 let Some(m) = m else { return Ok(()) };
                 wr.write_all(&m.bytes).await?;
-                drop(m);
+                written(m);
                 // Whatever queued meanwhile goes out before one flush.
                 while let Ok(m) = rx.try_recv() {
                     wr.write_all(&m.bytes).await?;
+                    written(m);
                 }
                 wr.flush().await?;
             }
@@ -487,7 +507,7 @@ impl AsyncWrite for MuxStream {
         let n = buf.len().min(me.sh.cfg.max_frame_size).min(smux::MAX_PAYLOAD);
         let mut bytes = Vec::with_capacity(smux::HEADER_LEN + n);
         smux::encode(me.sh.cfg.version, CMD_PSH, me.id, &buf[..n], &mut bytes).map_err(io::Error::from)?;
-        if me.sh.out.send(Out { bytes, _credit: Some(credit) }).is_err() {
+        if me.sh.out.send(Out { bytes, control: false, _credit: Some(credit) }).is_err() {
             return Poll::Ready(Err(me.sh.closed_error()));
         }
         Poll::Ready(Ok(n))
@@ -641,6 +661,33 @@ mod tests {
         t(r.read_to_end(&mut got)).await.unwrap();
         assert_eq!(got, payload);
         let _w = t(writer).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_never_reads_cannot_grow_the_control_queue() {
+        let (a, mut raw) = duplex(64);
+        let sess = Arc::new(MuxSession::client(a, MuxConfig::default()));
+        let s2 = sess.clone();
+        let closer = tokio::spawn(async move {
+            while let Some(st) = s2.accept().await {
+                drop(st);
+            }
+        });
+        let mut syns = Vec::new();
+        for sid in 0..(MAX_CONTROL_QUEUE as u32 + 200) {
+            smux::encode(1, CMD_SYN, 2 + 2 * sid, &[], &mut syns).unwrap();
+        }
+        // Written, never reading a byte of the answers.
+        let _ = t(async {
+            tokio::select! {
+                _ = raw.write_all(&syns) => {}
+                _ = sess.closed() => {}
+            }
+        })
+        .await;
+        t(sess.closed()).await;
+        assert!(sess.close_reason().unwrap().contains("does not read"), "{:?}", sess.close_reason());
+        t(closer).await.unwrap();
     }
 
     #[tokio::test]

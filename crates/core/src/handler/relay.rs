@@ -10,6 +10,12 @@
 //!     Ok(t)  => { let s = ServerStream::respond_ok(s, &opts).await?; copy / udp_serve }
 //! }
 //! ```
+//! BIND (`opts.bind = true`, GOST's rtcp/rudp through this server): `accept`
+//! returns `Command::Bind` with the address to listen on (an empty domain from
+//! GOST v3.2.6 already turned into 0.0.0.0); the engine calls [`bind_tcp`]
+//! (then pipes each [`MuxBindServer::accept`]) or [`bind_udp`] (then
+//! `handler::socks5::udp_tun_serve`).
+//!
 //! Forward mode (`-L relay://:8420/host:port`, `opts.forward = true`): the request's
 //! address and command are ignored; the engine dials its forwarder's target with
 //! `req.network`, answers `STATUS_SERVICE_UNAVAILABLE` when it has no target and

@@ -1,7 +1,8 @@
 //! SOCKS5 server side, protocol only (go-gost/x `handler/socks/v5`): method choice,
 //! RFC 1929 auth, the request and its gates, replies, and the server half of a
-//! GOST UDP-TUN association. Dialing the target and piping bytes are the
-//! engine's job.
+//! GOST UDP-TUN association, and the BIND family: plain BIND ([`bind()`]),
+//! MUX-BIND ([`mux_bind`]) and UDP-TUN bind ([`udp_bind`]). Dialing the target
+//! and piping bytes are the engine's job.
 //!
 //! GOST's TLS methods `80`/`82` are never chosen: a GOST client also offers `00`
 //! (and `02` with auth), so it falls back to plain SOCKS5.
