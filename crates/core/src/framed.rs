@@ -122,6 +122,47 @@ where
     Ok(())
 }
 
+/// The receiving half of a UDP-over-stream tunnel: datagrams with the address
+/// each frame carries.
+pub struct TunRecv<R> {
+    r: R,
+    buf: FrameBuf,
+}
+
+impl<R: AsyncRead + Unpin> TunRecv<R> {
+    pub fn new(r: R) -> TunRecv<R> {
+        TunRecv { r, buf: FrameBuf::new() }
+    }
+
+    /// The next datagram; `Ok(None)` when the other side closed the stream.
+    pub async fn recv(&mut self) -> Result<Option<(Addr, &[u8])>, UdpTunError> {
+        read_frame(&mut self.r, &mut self.buf).await
+    }
+}
+
+/// The sending half: one frame per datagram.
+pub struct TunSend<W> {
+    w: W,
+}
+
+impl<W: AsyncWrite + Unpin> TunSend<W> {
+    pub fn new(w: W) -> TunSend<W> {
+        TunSend { w }
+    }
+
+    /// An empty payload cannot travel and is refused (`EmptyPayload`).
+    pub async fn send(&mut self, addr: &Addr, payload: &[u8]) -> Result<(), UdpTunError> {
+        write_frame(&mut self.w, addr, payload).await
+    }
+}
+
+/// Splits a stream that carries UDP-over-stream frames (a UDP-TUN bind or a
+/// relay UDP bind) so one task can receive while another sends.
+pub fn tun_split<S: AsyncRead + AsyncWrite>(s: S) -> (TunRecv<tokio::io::ReadHalf<S>>, TunSend<tokio::io::WriteHalf<S>>) {
+    let (r, w) = tokio::io::split(s);
+    (TunRecv::new(r), TunSend::new(w))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,5 +4,6 @@ pub mod addr;
 pub mod http;
 pub mod relay;
 pub mod socks4;
+pub mod smux;
 pub mod socks5;
 pub mod udptun;

@@ -183,8 +183,12 @@ pub enum RelayError {
     UnsupportedNetwork(&'static str),
     #[error("relay: BIND is disabled (the relay service needs bind=true)")]
     BindDisabled,
-    #[error("relay: BIND is not supported yet")]
-    BindUnsupported,
+    #[error("relay: cannot listen on {addr} for BIND: {source} (answered service unavailable)")]
+    ListenFailed { addr: String, source: io::Error },
+    #[error("relay: {server} answered a BIND without the bound address")]
+    NoBoundAddr { server: String },
+    #[error("relay: a BIND stream did not start with the peer's address: {0}")]
+    BadPeerHeader(String),
     #[error("relay: {0}")]
     Io(#[from] io::Error),
 }
@@ -215,8 +219,9 @@ impl From<RelayError> for io::Error {
             }
             RelayError::Refused { .. } => K::ConnectionRefused,
             RelayError::Timeout(_) => K::TimedOut,
+            RelayError::ListenFailed { source, .. } => source.kind(),
             RelayError::NoResponse { .. } | RelayError::Truncated => K::UnexpectedEof,
-            RelayError::BindDisabled | RelayError::BindUnsupported | RelayError::UnsupportedNetwork(_) => {
+            RelayError::BindDisabled | RelayError::UnsupportedNetwork(_) => {
                 K::Unsupported
             }
             _ => K::InvalidData,
@@ -257,6 +262,22 @@ impl Request {
             features.push(Feature::UserAuth { user: user.to_string(), pass: pass.to_string() });
         }
         features.push(Feature::Addr(target.clone()));
+        Request { cmd, features }
+    }
+
+    /// A BIND as GOST's connector builds it (go-gost/x `connector/relay/bind.go`):
+    /// CMD `02` (`82` for UDP), features `[UserAuth] [Network] [Addr]`.
+    pub fn bind(addr: &Addr, network: Network, auth: Option<(&str, &str)>) -> Request {
+        let (cmd, net) = match network {
+            Network::Tcp => (CMD_BIND, NETWORK_TCP),
+            Network::Udp => (CMD_BIND | FLAG_UDP, NETWORK_UDP),
+        };
+        let mut features = Vec::with_capacity(3);
+        if let Some((user, pass)) = auth {
+            features.push(Feature::UserAuth { user: user.to_string(), pass: pass.to_string() });
+        }
+        features.push(Feature::Network(net));
+        features.push(Feature::Addr(addr.clone()));
         Request { cmd, features }
     }
 
@@ -302,6 +323,21 @@ impl Request {
 impl Response {
     pub fn status(status: u8) -> Response {
         Response { status, features: Vec::new() }
+    }
+
+    /// `00` with one Addr feature: a BIND answer (the bound address) or the
+    /// start of a BIND stream (the peer).
+    pub fn ok_with_addr(addr: &Addr) -> Response {
+        Response { status: STATUS_OK, features: vec![Feature::Addr(addr.clone())] }
+    }
+
+    /// The first Addr feature. In a BIND stream's response it is the peer; a
+    /// second one (GOST's tunnel "host") is informational.
+    pub fn addr(&self) -> Option<&Addr> {
+        self.features.iter().find_map(|f| match f {
+            Feature::Addr(a) => Some(a),
+            _ => None,
+        })
     }
 
     pub fn encode(&self, out: &mut Vec<u8>) -> Result<(), CodecError> {

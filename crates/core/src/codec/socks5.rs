@@ -121,6 +121,12 @@ pub enum Socks5Error {
     NotAllowed { cmd: String, option: &'static str },
     #[error("socks5: client asked for unsupported {0}")]
     UnsupportedCommand(String),
+    #[error("socks5: cannot listen on {addr} for {cmd}: {source} (answered 0x01 general failure)")]
+    ListenFailed { cmd: String, addr: String, source: io::Error },
+    #[error("socks5: the client closed the control connection while {0}")]
+    ControlClosed(&'static str),
+    #[error("socks5: {cmd} answer for a new connection is not a success (reply 0x{code:02x} {text})")]
+    PeerFailed { cmd: String, code: u8, text: &'static str },
 }
 
 impl From<Socks5Error> for io::Error {
@@ -137,6 +143,8 @@ impl From<Socks5Error> for io::Error {
             | Socks5Error::NotAllowed { .. } => K::PermissionDenied,
             Socks5Error::Refused { .. } => K::ConnectionRefused,
             Socks5Error::UnsupportedCommand(_) => K::Unsupported,
+            Socks5Error::ListenFailed { source, .. } => source.kind(),
+            Socks5Error::ControlClosed(_) => K::UnexpectedEof,
             _ => K::InvalidData,
         };
         match e {

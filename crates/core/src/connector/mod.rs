@@ -2,6 +2,7 @@
 //! (or the previous hop) made, to ask the node for the next address (go-gost/x
 //! `connector/*`).
 
+pub mod bind;
 pub mod http;
 pub mod relay;
 pub mod socks4;

@@ -22,8 +22,9 @@
 
 use crate::codec::addr::Addr;
 use crate::codec::relay::{
-    encode_datagram, message_len, CodecError, Network, RelayError, Request, Response, HEADER_LEN, STATUS_OK,
+    encode_datagram, message_len, status_text, CodecError, Network, RelayError, Request, Response, HEADER_LEN, STATUS_OK,
 };
+use crate::connector::bind::{Dialect, MuxListener};
 use std::io;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
@@ -321,6 +322,77 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for RelayStream<S> {
         ready!(me.front.poll_drain(&mut me.inner, cx))?;
         Pin::new(&mut me.inner).poll_shutdown(cx)
     }
+}
+
+/// Asks the relay server to listen on TCP `addr` (GOST's rtcp through a relay
+/// hop). The request goes out at once and the answer is awaited: nothing else
+/// can travel before it. Returns the address the server reports and the
+/// listener of the smux session `control` becomes (relay BIND always
+/// multiplexes). `0.0.0.0:port` is sent as ATYP 1, which every GOST server
+/// reads; a stable GOST client's empty-domain form is only accepted, not sent.
+pub async fn bind_tcp<S>(mut control: S, addr: &Addr, opts: &ConnectorOptions) -> Result<(Addr, MuxListener), RelayError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let bound = bind_request(&mut control, addr, Network::Tcp, opts).await?;
+    Ok((bound.clone(), MuxListener::new(control, bound, Dialect::Relay)))
+}
+
+/// Asks the relay server to listen on UDP `addr` (rudp, CMD `82`). From then
+/// on `control` carries UDP-over-stream frames ([`crate::framed::tun_split`]):
+/// from the server a datagram and the peer that sent it, to the server a
+/// datagram and the peer to send it to.
+pub async fn bind_udp<S>(control: &mut S, addr: &Addr, opts: &ConnectorOptions) -> Result<Addr, RelayError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    bind_request(control, addr, Network::Udp, opts).await
+}
+
+async fn bind_request<S>(s: &mut S, addr: &Addr, network: Network, opts: &ConnectorOptions) -> Result<Addr, RelayError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let auth = opts.auth.as_ref().map(|(u, p)| (u.as_str(), p.as_str()));
+    let mut req = Vec::new();
+    Request::bind(addr, network, auth).encode(&mut req).map_err(RelayError::Encode)?;
+    s.write_all(&req).await?;
+    s.flush().await?;
+    let server = if opts.server.is_empty() { "relay server".to_string() } else { opts.server.clone() };
+    let resp = read_response(s, &server).await?;
+    if resp.status != STATUS_OK {
+        return Err(RelayError::Refused { server, status: resp.status });
+    }
+    resp.addr().cloned().ok_or(RelayError::NoBoundAddr { server })
+}
+
+/// Reads exactly one response, nothing behind it.
+async fn read_response<S: AsyncRead + Unpin + ?Sized>(s: &mut S, server: &str) -> Result<Response, RelayError> {
+    let mut buf = vec![0u8; HEADER_LEN];
+    let eof = |e: io::Error| match e.kind() {
+        io::ErrorKind::UnexpectedEof => RelayError::NoResponse { server: server.to_string() },
+        _ => RelayError::Io(e),
+    };
+    s.read_exact(&mut buf[..1]).await.map_err(eof)?;
+    let bad = |e| RelayError::BadResponse { server: server.to_string(), source: e };
+    message_len(&buf[..1]).map_err(bad)?;
+    s.read_exact(&mut buf[1..]).await.map_err(eof)?;
+    let total = message_len(&buf).map_err(bad)?.unwrap_or(HEADER_LEN);
+    buf.resize(total, 0);
+    s.read_exact(&mut buf[HEADER_LEN..]).await.map_err(eof)?;
+    match Response::decode(&buf).map_err(bad)? {
+        Some((r, _)) => Ok(r),
+        None => Err(RelayError::NoResponse { server: server.to_string() }),
+    }
+}
+
+/// The relay response at the start of each BIND stream: `01 00 FLEN [Addr peer]`.
+pub(crate) async fn read_peer_response<S: AsyncRead + Unpin + ?Sized>(s: &mut S) -> Result<Addr, RelayError> {
+    let r = read_response(s, "relay server").await.map_err(|e| RelayError::BadPeerHeader(e.to_string()))?;
+    if r.status != STATUS_OK {
+        return Err(RelayError::BadPeerHeader(format!("status {}", status_text(r.status))));
+    }
+    r.addr().cloned().ok_or_else(|| RelayError::BadPeerHeader("no Addr feature".into()))
 }
 
 /// Sends one datagram over a relay UDP stream as a `LEN | payload` frame, in one

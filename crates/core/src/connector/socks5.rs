@@ -3,6 +3,7 @@
 //! server also accepts plain `00`/`02`.
 
 use crate::codec::addr::{Addr, Host};
+use crate::connector::bind::{Dialect, MuxListener};
 use crate::codec::socks5::{
     self as s5, cmd, method, rep, Decoded, Message, Socks5Error, MAX_REQUEST_LEN,
 };
@@ -150,6 +151,44 @@ impl Socks5Connector {
     {
         read_reply(s, cmd::BIND, addr).await
     }
+
+    /// Handshake + MUX-BIND (`F2`, what GOST's rtcp asks a SOCKS5 hop for):
+    /// the server listens on `addr` (`0.0.0.0:port` for `:port`). Returns the
+    /// address it answered and the listener whose `accept` yields one stream per
+    /// connection the server takes (§5.8 C). `control` becomes the smux session.
+    pub async fn mux_bind<S>(&self, mut control: S, addr: &Addr) -> Result<(Addr, MuxListener), Socks5Error>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        self.handshake(&mut control).await?;
+        let bound = self.request(&mut control, cmd::MUX_BIND, addr).await?;
+        Ok((bound.clone(), MuxListener::new(control, bound, Dialect::Socks5)))
+    }
+
+    /// Handshake + UDP-TUN bind (`F3` with a port, GOST's rudp through SOCKS5):
+    /// the server listens on UDP `addr` and answers its socket address. From
+    /// then on `control` carries `codec::udptun` frames: from the server, a
+    /// datagram and the peer that sent it; to the server, a datagram and the
+    /// peer to send it to ([`crate::framed::tun_split`]).
+    pub async fn udp_bind<S>(&self, control: &mut S, addr: &Addr) -> Result<Addr, Socks5Error>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + ?Sized,
+    {
+        self.handshake(control).await?;
+        self.request(control, cmd::UDP_TUN, addr).await
+    }
+}
+
+/// The SOCKS5 reply at the start of each MUX-BIND stream: the peer's address.
+pub(crate) async fn read_peer_reply<S>(s: &mut S) -> Result<Addr, Socks5Error>
+where
+    S: AsyncRead + Unpin + ?Sized,
+{
+    let reply = read_msg(s, MAX_REQUEST_LEN, "the peer address of a MUX-BIND stream", Message::decode).await?;
+    if reply.code != rep::SUCCEEDED {
+        return Err(Socks5Error::PeerFailed { cmd: s5::cmd_name(cmd::MUX_BIND), code: reply.code, text: s5::rep_text(reply.code) });
+    }
+    Ok(reply.addr)
 }
 
 async fn read_reply<S>(s: &mut S, code: u8, addr: &Addr) -> Result<Addr, Socks5Error>

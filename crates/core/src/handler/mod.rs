@@ -1,6 +1,7 @@
 //! Handlers: the server side of a proxy protocol, run on an accepted connection
 //! to learn where the client wants to go (go-gost/x `handler/*`).
 
+pub mod bind;
 pub mod http;
 pub mod relay;
 pub mod socks4;

@@ -10,6 +10,12 @@
 //!     Ok(t)  => { let s = ServerStream::respond_ok(s, &opts).await?; copy / udp_serve }
 //! }
 //! ```
+//! BIND (`opts.bind = true`, GOST's rtcp/rudp through this server): `accept`
+//! returns `Command::Bind` with the address to listen on (an empty domain from
+//! GOST v3.2.6 already turned into 0.0.0.0); the engine calls [`bind_tcp`]
+//! (then pipes each [`MuxBindServer::accept`]) or [`bind_udp`] (then
+//! `handler::socks5::udp_tun_serve`).
+//!
 //! Forward mode (`-L relay://:8420/host:port`, `opts.forward = true`): the request's
 //! address and command are ignored; the engine dials its forwarder's target with
 //! `req.network`, answers `STATUS_SERVICE_UNAVAILABLE` when it has no target and
@@ -23,6 +29,8 @@ use crate::codec::relay::{
     STATUS_NETWORK_UNREACHABLE, STATUS_OK, STATUS_SERVICE_UNAVAILABLE, STATUS_UNAUTHORIZED,
 };
 use crate::connector::relay::{recv_datagram, send_datagram, WriteFront};
+use crate::handler::bind::{self, MuxBindServer};
+use crate::mux::MuxConfig;
 use crate::stats::Meter;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr};
@@ -41,7 +49,8 @@ pub struct ServerOptions {
     pub auther: Option<Auther>,
     /// Answer as soon as the target is dialed instead of in front of its first bytes.
     pub nodelay: bool,
-    /// GOST's `bind=true`. BIND itself is not implemented yet.
+    /// GOST's `bind=true`: allow BIND (rtcp/rudp through this server), served by
+    /// [`bind_tcp`] / [`bind_udp`].
     pub bind: bool,
     /// The service has a forwarder: any request goes to the forwarder's target.
     pub forward: bool,
@@ -133,10 +142,10 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(s: &mut S, opts: &ServerO
             respond_error(s, STATUS_FORBIDDEN).await?;
             Err(RelayError::BindDisabled)
         }
-        // GOST answers 05 when it cannot listen; closest to "not here".
+        // GOST listens on "" (any port, all interfaces) when no address came.
         Command::Bind => {
-            respond_error(s, STATUS_SERVICE_UNAVAILABLE).await?;
-            Err(RelayError::BindUnsupported)
+            let addr = Some(req.addr.clone().unwrap_or_else(|| Addr::ip(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0)));
+            require_network(s, network, STATUS_SERVICE_UNAVAILABLE, Request { addr, ..req }).await
         }
         Command::Associate | Command::Unknown(_) => {
             respond_error(s, STATUS_BAD_REQUEST).await?;
@@ -287,6 +296,68 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for ServerStream<S> {
     }
 }
 
+/// Listens for a BIND, or answers `05` (GOST's status when it cannot listen)
+/// and returns an error naming the address.
+async fn listen_or_refuse<S, L, F>(s: &mut S, addr: &Addr, listen: F) -> Result<L, RelayError>
+where
+    S: AsyncWrite + Unpin,
+    F: std::future::Future<Output = io::Result<L>>,
+{
+    match listen.await {
+        Ok(l) => Ok(l),
+        Err(source) => {
+            respond_error(s, STATUS_SERVICE_UNAVAILABLE).await?;
+            Err(RelayError::ListenFailed { addr: addr.to_string(), source })
+        }
+    }
+}
+
+async fn respond_bound<S: AsyncWrite + Unpin>(s: &mut S, bound: std::net::SocketAddr) -> Result<(), RelayError> {
+    let mut out = Vec::new();
+    Response::ok_with_addr(&Addr::from(bound)).encode(&mut out).map_err(RelayError::Encode)?;
+    s.write_all(&out).await?;
+    s.flush().await?;
+    Ok(())
+}
+
+/// BIND TCP (rtcp through relay) for an accepted request with `Command::Bind`
+/// and `Network::Tcp`: listens on `addr` (strict), answers `00` + the
+/// listener's own address (§5.8 F), then `control` becomes an smux session in
+/// which this server opens a stream per inbound connection and writes
+/// `01 00 FLEN [Addr peer]` on it first (go-gost/x `handler/relay/bind.go`,
+/// `entrypoint.go`). See [`MuxBindServer::accept`].
+pub async fn bind_tcp<S>(mut control: S, addr: &Addr) -> Result<MuxBindServer, RelayError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let listener = listen_or_refuse(&mut control, addr, bind::listen_tcp(addr)).await?;
+    respond_bound(&mut control, listener.local_addr()?).await?;
+    Ok(MuxBindServer::new(control, listener, peer_header, MuxConfig::default())?)
+}
+
+fn peer_header(peer: &Addr) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER_LEN + 3 + peer.encoded_len());
+    // An Addr feature always fits; an empty header would only cost the client
+    // this one stream.
+    let _ = Response::ok_with_addr(peer).encode(&mut out);
+    out
+}
+
+/// BIND UDP (rudp through relay, CMD `82`): listens on UDP `addr`, answers `00`
+/// with the socket's address. Then run [`crate::handler::socks5::udp_tun_serve`] on
+/// `control` and the socket: the same UDP-over-stream frames as SOCKS5's
+/// UDP-TUN. GOST closes without an answer when it cannot listen on UDP;
+/// Portway answers `05` like for TCP, which a GOST client reads as the same
+/// failure and a Portway client can show.
+pub async fn bind_udp<S>(control: &mut S, addr: &Addr) -> Result<UdpSocket, RelayError>
+where
+    S: AsyncWrite + Unpin,
+{
+    let sock = listen_or_refuse(control, addr, bind::listen_udp(addr)).await?;
+    respond_bound(control, sock.local_addr()?).await?;
+    Ok(sock)
+}
+
 /// The server's UDP data path after a CONNECT-UDP: `LEN | payload` frames from the
 /// client go to `sock` (connected to the target), datagrams from it go back
 /// framed. Payload bytes are counted (`in` = client → target). Ends when the
@@ -370,8 +441,13 @@ mod tests {
         assert_eq!(a, [1, 3, 0, 0]);
         assert_eq!(r.unwrap_err().to_string(), "relay: BIND is disabled (the relay service needs bind=true)");
         let (r, a) = run(bind, ServerOptions { bind: true, ..Default::default() }).await;
-        assert_eq!(a, [1, 5, 0, 0]);
-        assert_eq!(r.unwrap_err().to_string(), "relay: BIND is not supported yet");
+        assert!(a.is_empty(), "the answer comes from bind_tcp, after listening");
+        let r = r.unwrap();
+        assert_eq!((r.cmd, r.network, r.addr.unwrap().to_string()), (Command::Bind, Network::Tcp, "0.0.0.0:8080".into()));
+        // Stable GOST's `rudp://:8080`: UDP flag, empty domain.
+        let (r, _) = run("01 82 000C 04 0002 0001 02 0004 03 00 1F90", ServerOptions { bind: true, ..Default::default() }).await;
+        let r = r.unwrap();
+        assert_eq!((r.cmd, r.network, r.addr.unwrap().to_string()), (Command::Bind, Network::Udp, "0.0.0.0:8080".into()));
         let (r, a) = run("01 01 0000", ServerOptions::default()).await;
         assert_eq!(a, [1, 1, 0, 0]);
         assert!(matches!(r, Err(RelayError::NoTarget)));

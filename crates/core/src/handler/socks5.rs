@@ -1,7 +1,8 @@
 //! SOCKS5 server side, protocol only (go-gost/x `handler/socks/v5`): method choice,
 //! RFC 1929 auth, the request and its gates, replies, and the server half of a
-//! GOST UDP-TUN association. Dialing the target and piping bytes are the
-//! engine's job.
+//! GOST UDP-TUN association, and the BIND family: plain BIND ([`bind()`]),
+//! MUX-BIND ([`mux_bind`]) and UDP-TUN bind ([`udp_bind`]). Dialing the target
+//! and piping bytes are the engine's job.
 //!
 //! GOST's TLS methods `80`/`82` are never chosen: a GOST client also offers `00`
 //! (and `02` with auth), so it falls back to plain SOCKS5.
@@ -11,6 +12,8 @@ use crate::codec::addr::{Addr, Host};
 use crate::codec::socks5::{self as s5, cmd, method, rep, Message, Socks5Error, MAX_METHODS_LEN, MAX_REQUEST_LEN, MAX_USER_PASS_LEN};
 use crate::codec::udptun::UdpTunError;
 use crate::connector::socks5::read_msg;
+use crate::handler::bind::{self, MuxBindServer};
+use crate::mux::MuxConfig;
 use crate::framed::{read_frame, write_frame, FrameBuf};
 use std::collections::HashMap;
 use std::io;
@@ -193,6 +196,109 @@ where
         r = uplink => r,
         r = downlink => r,
     }
+}
+
+/// Listens for BIND / MUX-BIND / UDP-TUN bind, or answers `01` and returns an
+/// error naming the address (GOST's strict mode: a port in use is a failure).
+async fn listen_or_refuse<S, L, F>(s: &mut S, req: &Request, listen: F) -> Result<L, Socks5Error>
+where
+    S: AsyncWrite + Unpin + ?Sized,
+    F: std::future::Future<Output = io::Result<L>>,
+{
+    match listen.await {
+        Ok(l) => Ok(l),
+        Err(source) => {
+            reply(s, rep::GENERAL_FAILURE, None).await?;
+            Err(Socks5Error::ListenFailed { cmd: s5::cmd_name(req.cmd), addr: req.addr.to_string(), source })
+        }
+    }
+}
+
+/// MUX-BIND (`F2`, GOST's rtcp through SOCKS5): listens on `req.addr`, answers
+/// with `reply_ip` (the control connection's local IP, or `publicAddr`) and the
+/// bound port, then turns `control` into an smux session in which this server
+/// opens a stream per inbound connection, writing `05 00 00 <peer>` first
+/// (§5.8 C). See [`MuxBindServer::accept`].
+pub async fn mux_bind<S>(mut control: S, req: &Request, reply_ip: Option<IpAddr>) -> Result<MuxBindServer, Socks5Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let listener = listen_or_refuse(&mut control, req, bind::listen_tcp(&req.addr)).await?;
+    let bound = listener.local_addr()?;
+    reply(&mut control, rep::SUCCEEDED, Some(&bind::reply_addr(bound, reply_ip))).await?;
+    Ok(MuxBindServer::new(control, listener, mux_stream_header, MuxConfig::default())?)
+}
+
+/// What starts each MUX-BIND stream: a SOCKS5 success reply naming the peer.
+/// (GOST's `comp=true` leaves it out for GOST v2 clients; Portway does not.)
+fn mux_stream_header(peer: &Addr) -> Vec<u8> {
+    let mut out = Vec::with_capacity(3 + peer.encoded_len());
+    Message::new(rep::SUCCEEDED, peer.clone()).encode(&mut out);
+    out
+}
+
+/// A plain BIND once its peer arrived: pipe `control` and `peer`.
+pub struct BindAccepted<S> {
+    /// The control connection, with any byte the client sent early in front.
+    pub control: crate::conn::Prefixed<S>,
+    pub peer: tokio::net::TcpStream,
+    pub peer_addr: SocketAddr,
+}
+
+/// Plain BIND (`02`): listens, first reply with the listening address, waits
+/// for one connection, second reply with its address; after that the control
+/// connection is the data pipe. Fails if the client goes away first (the
+/// listener closes with it). GOST sets no time limit; the caller may.
+pub async fn bind<S>(mut control: S, req: &Request, reply_ip: Option<IpAddr>) -> Result<BindAccepted<S>, Socks5Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    use tokio::io::AsyncReadExt;
+    let listener = listen_or_refuse(&mut control, req, bind::listen_tcp(&req.addr)).await?;
+    let bound = listener.local_addr()?;
+    reply(&mut control, rep::SUCCEEDED, Some(&bind::reply_addr(bound, reply_ip))).await?;
+    let mut early = [0u8; 1];
+    let (peer, peer_addr) = tokio::select! {
+        a = listener.accept() => match a {
+            Ok(x) => x,
+            Err(e) => {
+                reply(&mut control, rep::GENERAL_FAILURE, None).await?;
+                return Err(Socks5Error::Io(e));
+            }
+        },
+        // Read is cancel-safe: a byte is either taken here or still in the stream.
+        r = control.read(&mut early) => match r {
+            Ok(0) | Err(_) => return Err(Socks5Error::ControlClosed("waiting for the BIND peer")),
+            Ok(_) => {
+                let (peer, addr) = listener.accept().await?;
+                return finish_bind(control, early.to_vec(), peer, addr).await;
+            }
+        },
+    };
+    finish_bind(control, Vec::new(), peer, peer_addr).await
+}
+
+async fn finish_bind<S>(mut control: S, early: Vec<u8>, peer: tokio::net::TcpStream, peer_addr: SocketAddr) -> Result<BindAccepted<S>, Socks5Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    reply(&mut control, rep::SUCCEEDED, Some(&Addr::from(bind::unmap(peer_addr)))).await?;
+    Ok(BindAccepted { control: crate::conn::Prefixed::new(early, control), peer, peer_addr })
+}
+
+/// UDP-TUN in bind mode (`F3` with a port, GOST's rudp through SOCKS5): listens
+/// on UDP and answers with the socket's own address, as GOST does. Then run
+/// [`udp_tun_serve`] on the stream and this socket: datagrams from peers go to
+/// the client framed with the peer address, and the client's frames go to the
+/// peer they name.
+pub async fn udp_bind<S>(control: &mut S, req: &Request) -> Result<UdpSocket, Socks5Error>
+where
+    S: AsyncWrite + Unpin + ?Sized,
+{
+    let sock = listen_or_refuse(control, req, bind::listen_udp(&req.addr)).await?;
+    let bound = sock.local_addr()?;
+    reply(control, rep::SUCCEEDED, Some(&Addr::from(bound))).await?;
+    Ok(sock)
 }
 
 fn transient(e: &io::Error) -> bool {

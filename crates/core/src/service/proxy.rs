@@ -280,6 +280,13 @@ pub async fn relay_handler(mut client: Conn, peer: SocketAddr, ctx: Arc<Ctx>) {
         Ok(r) => r,
         Err(e) => return handshake_failed(&ctx, peer, "relay", &e),
     };
+    if req.cmd == hrelay::Command::Bind && !opts.forward {
+        // The protocol side is `hrelay::bind_tcp` / `bind_udp`; the engine does
+        // not run remote forwarding yet, so answer as GOST does when it cannot listen.
+        debug!(service = %ctx.plan.name, client = %peer, "relay: BIND is not served by the engine yet");
+        let _ = hrelay::respond_error(&mut client, crate::codec::relay::STATUS_SERVICE_UNAVAILABLE).await;
+        return;
+    }
     let (target, fwd_node) = if opts.forward {
         let hash_key = ctx.plan.wants_hash_key().then(|| peer.ip().to_string());
         match ctx.plan.selector.select(&ctx.plan.targets, hash_key.as_deref()) {
