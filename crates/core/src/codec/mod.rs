@@ -5,4 +5,5 @@ pub mod http;
 pub mod relay;
 pub mod socks4;
 pub mod socks5;
+pub mod ss;
 pub mod udptun;
