@@ -218,7 +218,7 @@ async fn stream_form_sends_no_address_header() {
     tokio::time::timeout(T, peer.read_exact(&mut wire)).await.unwrap().unwrap();
     let mut o = StreamOpener::new(&c);
     o.push(&wire);
-    let plain = o.next().unwrap().expect("one chunk");
+    let plain = o.next_chunk().unwrap().expect("one chunk");
     let mut want = vec![0x00, 0x1E, 0xFF, 0x01, 0xC0, 0xA8, 0x01, 0x01, 0x00, 0x35];
     want.extend_from_slice(&[0x11; 30]);
     assert_eq!(plain, want, "§5.8 B frame inside the encrypted stream");

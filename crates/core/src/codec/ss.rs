@@ -232,7 +232,7 @@ impl StreamOpener {
         StreamOpener { key: c.clone(), cipher: None, buf: Vec::new(), pending: None, failed: false }
     }
 
-    /// Bytes still missing before [`next`](Self::next) can make progress: the
+    /// Bytes still missing before [`next_chunk`](Self::next_chunk) can make progress: the
     /// most a reader should read, which keeps the buffer bounded.
     pub fn need(&self) -> usize {
         let tag = self.key.tag_len();
@@ -255,7 +255,7 @@ impl StreamOpener {
 
     /// The next decrypted chunk, `Ok(None)` when more bytes are needed. After an
     /// error every later call fails too: the stream cannot be resynchronised.
-    pub fn next(&mut self) -> Result<Option<Vec<u8>>, SsError> {
+    pub fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, SsError> {
         if self.failed {
             return Err(SsError::Decrypt);
         }
@@ -391,7 +391,7 @@ mod tests {
                 for piece in wire.chunks(split) {
                     assert!(o.need() >= 1);
                     o.push(piece);
-                    while let Some(chunk) = o.next().unwrap() {
+                    while let Some(chunk) = o.next_chunk().unwrap() {
                         got.extend_from_slice(&chunk);
                     }
                 }
@@ -411,16 +411,16 @@ mod tests {
         s.seal(b"hello", &mut wire);
         let mut o = StreamOpener::new(&cipher("chacha20-ietf-poly1305", "nope"));
         o.push(&wire);
-        assert!(matches!(o.next(), Err(SsError::Decrypt)));
+        assert!(matches!(o.next_chunk(), Err(SsError::Decrypt)));
         o.push(&wire);
-        assert!(matches!(o.next(), Err(SsError::Decrypt)));
+        assert!(matches!(o.next_chunk(), Err(SsError::Decrypt)));
         let mut o = StreamOpener::new(&c);
         o.push(&[0xAB; 200]);
-        assert!(o.next().is_err());
+        assert!(o.next_chunk().is_err());
         // Half a chunk is "need more", and not a clean boundary.
         let mut o = StreamOpener::new(&c);
         o.push(&wire[..wire.len() - 3]);
-        assert!(o.next().unwrap().is_none());
+        assert!(o.next_chunk().unwrap().is_none());
         assert!(!o.at_boundary());
         assert_eq!(o.need(), 3);
     }

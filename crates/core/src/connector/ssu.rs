@@ -158,7 +158,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for SsStream<S> {
             if c.eof {
                 return Poll::Ready(Ok(()));
             }
-            if let Some(chunk) = c.opener.next().map_err(io::Error::from)? {
+            if let Some(chunk) = c.opener.next_chunk().map_err(io::Error::from)? {
                 c.plain = chunk;
                 c.plain_pos = 0;
                 continue;

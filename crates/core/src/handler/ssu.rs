@@ -48,7 +48,7 @@ pub struct ServerOptions {
 
 impl ServerOptions {
     pub fn new(cipher: Option<SsCipher>) -> ServerOptions {
-        ServerOptions { cipher, ttl: Duration::from_secs(5), read_buffer_size: 65535, read_queue_size: 128, max_sessions: 4096 }
+        ServerOptions { cipher, ttl: Duration::from_secs(5), read_buffer_size: 65535, read_queue_size: 128, max_sessions: 1024 }
     }
 }
 
@@ -108,8 +108,7 @@ pub async fn serve(sock: UdpSocket, opts: ServerOptions, meters: Arc<Meters>, st
             r = shared.server.recv_from(&mut buf) => match r {
                 Ok(x) => x,
                 Err(e) => {
-                    // ICMP errors for one peer surface here; the socket is fine.
-                    debug!("ssu: recv: {e}");
+                    recv_failed("service socket", &e).await;
                     continue;
                 }
             },
@@ -224,7 +223,7 @@ async fn session(
                 let (n, from) = match r {
                     Ok(x) => x,
                     Err(e) => {
-                        debug!(client = %peer, "ssu: session recv: {e}");
+                        recv_failed("session socket", &e).await;
                         continue;
                     }
                 };
@@ -245,6 +244,18 @@ async fn session(
     }
     shared.stats.sessions_active.fetch_sub(1, Relaxed);
     debug!(client = %peer, "ssu: session closed");
+}
+
+/// ICMP errors for one peer surface as recv errors and leave the socket usable;
+/// anything else gets a pause so a broken socket cannot spin the loop.
+async fn recv_failed(which: &str, e: &io::Error) {
+    match e.kind() {
+        io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionReset => debug!("ssu: {which}: {e}"),
+        _ => {
+            warn!("ssu: {which}: {e}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
 }
 
 async fn forward(up: &UdpSocket, v6: bool, target: &Addr, payload: &[u8]) -> io::Result<()> {
