@@ -315,3 +315,23 @@ async fn ss_tunnel_through_our_handler() {
         assert!(srv.bytes.0.load(Relaxed) >= 6);
     }
 }
+
+/// GOST with an empty method or password (or `none`) encrypts nothing: the
+/// packet is the bare `ADDR | payload`, and the handler still relays it.
+#[tokio::test]
+async fn without_a_cipher_packets_are_plain_socks_addresses() {
+    let echo = udp_backend("127.0.0.1", "echo").await;
+    assert!(SsCipher::new("chacha20-ietf-poly1305", "", None).unwrap().is_none());
+    let srv = start_handler(ServerOptions::new(None)).await;
+    let raw = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    raw.connect(srv.addr).await.unwrap();
+    let mut pkt = vec![0x01, 127, 0, 0, 1];
+    pkt.extend_from_slice(&echo.addr.port().to_be_bytes());
+    pkt.extend_from_slice(b"plain");
+    raw.send(&pkt).await.unwrap();
+    let mut buf = [0u8; 256];
+    let n = tokio::time::timeout(T, raw.recv(&mut buf)).await.expect("plain answer").unwrap();
+    let mut want = pkt[..7].to_vec();
+    want.extend_from_slice(b"echo:plain");
+    assert_eq!(&buf[..n], &want[..]);
+}
