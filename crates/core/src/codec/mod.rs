@@ -6,4 +6,5 @@ pub mod relay;
 pub mod socks4;
 pub mod smux;
 pub mod socks5;
+pub mod ss;
 pub mod udptun;

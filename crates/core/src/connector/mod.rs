@@ -7,6 +7,7 @@ pub mod http;
 pub mod relay;
 pub mod socks4;
 pub mod socks5;
+pub mod ssu;
 
 use crate::config::validate::NodeOpts;
 use crate::conn::Conn;
