@@ -153,7 +153,7 @@ impl Rule {
             return Err(ferr("name", format!("another rule is already called {:?}", self.name)));
         }
         check_addr(&self.listen, "listen address").map_err(|e| ferr("listen", e))?;
-        let needs_targets = !(self.kind == RuleKind::LocalTcp && !self.chain.is_empty());
+        let needs_targets = self.kind != RuleKind::LocalTcp || self.chain.is_empty();
         if self.targets.is_empty() && needs_targets {
             return Err(ferr("targets", "add at least one target (host:port)"));
         }

@@ -2,6 +2,8 @@
 
 /// Raises the soft open-files limit to the hard limit, as busy forwarders need one
 /// descriptor per client and one per target. Returns (old soft, new soft).
+// `rlim_t` is not u64 on every platform.
+#[allow(clippy::unnecessary_cast)]
 pub fn raise_nofile_limit() -> std::io::Result<(u64, u64)> {
     let mut rl = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: getrlimit/setrlimit only read/write the struct we pass.

@@ -67,7 +67,8 @@ fn roots(ca_file: &str) -> Result<RootCertStore, TlsError> {
 
 /// The self-signed certificate servers use when given none, made once per process.
 fn default_cert() -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
-    static CERT: OnceLock<Result<(Vec<u8>, Vec<u8>), String>> = OnceLock::new();
+    type DerPair = (Vec<u8>, Vec<u8>);
+    static CERT: OnceLock<Result<DerPair, String>> = OnceLock::new();
     let made = CERT.get_or_init(|| {
         let mut params = rcgen::CertificateParams::new(vec!["gost.run".to_string()]).map_err(|e| e.to_string())?;
         params.distinguished_name.push(rcgen::DnType::CommonName, "gost.run");

@@ -118,7 +118,7 @@ fn mutated_command_lines_never_panic() {
     for i in 0..20000 {
         let l = mutate(&mut rng, &urls[i % urls.len()]);
         let f = mutate(&mut rng, &urls[(i * 7) % urls.len()]);
-        let r = catch_unwind(AssertUnwindSafe(|| match build_from_cmd(&[l.clone()], &[f.clone()]) {
+        let r = catch_unwind(AssertUnwindSafe(|| match build_from_cmd(std::slice::from_ref(&l), std::slice::from_ref(&f)) {
             Ok(c) => {
                 for s in &c.services {
                     let _ = plan_service(&c, s);

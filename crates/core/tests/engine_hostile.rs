@@ -50,7 +50,7 @@ async fn hostile_clients_get_closed_and_the_rules_keep_serving() {
     let e = engine();
     e.apply(cfg(&services())).await;
     let mut huge_relay = vec![1u8, 1, 0xff, 0xff];
-    huge_relay.extend(std::iter::repeat(0u8).take(100));
+    huge_relay.extend(std::iter::repeat_n(0u8, 100));
     let cases: &[(&str, &[u8])] = &[
         ("nothing (stops before the handshake)", b""),
         ("one byte then silence", &[5]),

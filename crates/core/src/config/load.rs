@@ -509,9 +509,8 @@ impl<'f> Cx<'f> {
     fn service(&mut self, n: &SNode, path: &str) -> R<ServiceConfig> {
         let mut o = self.obj(n, path)?;
         let mut s = ServiceConfig::default();
-        match o.take(&["name"]) {
-            Some((v, p)) => s.name = self.string(v, &p)?,
-            None => {}
+        if let Some((v, p)) = o.take(&["name"]) {
+            s.name = self.string(v, &p)?;
         }
         if s.name.is_empty() {
             return Err(self.err(n, path, "service has no name (GOST requires `name:` on every service)"));

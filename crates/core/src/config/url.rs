@@ -714,9 +714,8 @@ fn build_services(raw: &str, cfg: &mut Config) -> Result<Vec<ServiceConfig>, Url
     for (i, addr) in addrs.iter().enumerate() {
         let forwarder = if targets.is_empty() {
             None
-        } else if addrs.len() == 1 {
-            Some(targets.clone())
-        } else if targets.len() == 1 {
+        } else if addrs.len() == 1 || targets.len() == 1 {
+            // One service takes every target; or one target serves every port.
             Some(targets.clone())
         } else {
             targets.get(i).map(|t| vec![t.clone()])

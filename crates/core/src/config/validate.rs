@@ -106,6 +106,8 @@ pub struct ServicePlan {
     /// How long a client may take over its TLS handshake and proxy request
     /// (handler `readTimeout`, GOST's default 15 s).
     pub read_timeout: Duration,
+    /// The Shadowsocks cipher of an `ssu` service (handler auth = method:password).
+    pub ss_cipher: Option<crate::codec::ss::SsCipher>,
 }
 
 impl ServicePlan {
@@ -119,7 +121,7 @@ impl ServicePlan {
 /// Handlers that learn the target from the client's request. `relay` with a
 /// forwarder ignores the request's address (GOST's forward mode).
 pub fn is_proxy_handler(h: &str) -> bool {
-    matches!(h, "socks5" | "socks" | "socks4" | "socks4a" | "http" | "relay" | "auto")
+    matches!(h, "socks5" | "socks" | "socks4" | "socks4a" | "http" | "relay" | "auto" | "ssu")
 }
 
 impl ServicePlan {
@@ -266,6 +268,17 @@ fn node_opts(n: &NodeConfig, connector: String, dialer: String, ctx: &str) -> Re
     } else {
         None
     };
+    if dialer == "udp" && connector != "ssu" {
+        return Err(format!("{ctx}: dialer \"udp\" only carries the ssu connector in Portway (GOST's datagram transports for {connector} are not implemented)"));
+    }
+    if connector == "ssu" {
+        let (m, p) = auth.clone().unwrap_or_default();
+        let key = c.metadata.get_string(&["key"]);
+        crate::codec::ss::SsCipher::new(&m, &p, key.as_deref().map(str::as_bytes)).map_err(|e| format!("{ctx}: connector.auth: {e}"))?;
+        if dialer != "udp" && !matches!(dialer.as_str(), "tcp" | "tls") {
+            return Err(format!("{ctx}: ssu over dialer {dialer:?} is not implemented in Portway yet"));
+        }
+    }
     Ok(NodeOpts { addr: n.addr.clone(), connector, dialer, auth, connector_md: c.metadata, dialer_md: d.metadata, tls })
 }
 
@@ -363,7 +376,15 @@ pub fn plan_service(cfg: &Config, s: &ServiceConfig) -> Result<ServicePlan, Stri
     } else {
         None
     };
-    let auther = auther_for(cfg, s, &ctx)?;
+    // An ssu service's `auth` is its cipher, not a user list.
+    let (auther, ss_cipher) = if handler == "ssu" {
+        let a = s.handler.auth.clone().unwrap_or_default();
+        let key = s.handler.metadata.get_string(&["key"]);
+        let c = crate::codec::ss::SsCipher::new(&a.username, &a.password, key.as_deref().map(str::as_bytes)).map_err(|e| format!("{ctx}: handler.auth: {e}"))?;
+        (None, c)
+    } else {
+        (auther_for(cfg, s, &ctx)?, None)
+    };
     let read_timeout = hmd.get_duration(&["readTimeout"]).map_err(e)?.filter(|d| !d.is_zero()).unwrap_or(Duration::from_secs(15));
     if auther.is_some() && !is_proxy_handler(&handler) {
         // GOST ignores auth on a forwarding handler too; say so rather than let the
@@ -387,6 +408,7 @@ pub fn plan_service(cfg: &Config, s: &ServiceConfig) -> Result<ServicePlan, Stri
         auther,
         handler_md: s.handler.metadata.clone(),
         read_timeout,
+        ss_cipher,
     })
 }
 

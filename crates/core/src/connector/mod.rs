@@ -73,6 +73,15 @@ pub async fn connect(opts: &NodeOpts, mut conn: Conn, network: Network, addr: &s
             let s = relay::connect(conn, &target, network, &o).await?;
             Ok(Conn::Relay(Box::new(s)))
         }
+        // ssu over a stream transport (`ssu+tls://`): a Shadowsocks stream carrying
+        // GOST's UDP-over-stream frames (the datagram form is the UDP service's).
+        ("ssu", Network::Udp) => {
+            let (m, p) = opts.auth.clone().unwrap_or_default();
+            let key = opts.connector_md.get_string(&["key"]);
+            let cipher = crate::codec::ss::SsCipher::new(&m, &p, key.as_deref().map(str::as_bytes)).map_err(io::Error::from)?;
+            Ok(Conn::boxed(ssu::SsStream::new(conn, cipher.as_ref())))
+        }
+        ("ssu", Network::Tcp) => Err(io::Error::other("ssu carries UDP only (GOST's ssu connector has no TCP)")),
         (other, _) => Err(io::Error::other(format!("connector {other:?} is not implemented in Portway yet"))),
     }
 }

@@ -60,8 +60,32 @@ pub async fn socks5(mut client: Conn, peer: SocketAddr, ctx: Arc<Ctx>) {
             relay(&ctx, client, up, &peer.to_string(), &target, "", &route).await;
         }
         cmd::UDP_TUN if req.addr.port == 0 => udp_tun(client, peer, ctx).await,
+        // GOST's remote forwarding end: the client's rtcp/rudp listener lives here.
+        cmd::MUX_BIND => {
+            let reply_ip = client.local_addr().map(|a| a.ip());
+            match socks5::mux_bind(client, &req, reply_ip).await {
+                Ok(server) => serve_mux_bind(server, peer, ctx).await,
+                Err(e) => bind_failed(&ctx, peer, "socks5", &e),
+            }
+        }
+        cmd::BIND => {
+            let reply_ip = client.local_addr().map(|a| a.ip());
+            match socks5::bind(client, &req, reply_ip).await {
+                Ok(b) => {
+                    let target = b.peer_addr.to_string();
+                    let route = crate::chain::Route::default();
+                    relay(&ctx, Conn::boxed(b.control), Conn::Tcp(b.peer), &peer.to_string(), &target, "bind", &route).await;
+                }
+                Err(e) => bind_failed(&ctx, peer, "socks5", &e),
+            }
+        }
+        cmd::UDP_TUN => match socks5::udp_bind(&mut client, &req).await {
+            Ok(sock) => serve_udp_tun(client, sock, peer, ctx).await,
+            Err(e) => bind_failed(&ctx, peer, "socks5", &e),
+        },
         other => {
-            // BIND, MUX-BIND and UDP ASSOCIATE come with remote forwarding.
+            // Standard UDP ASSOCIATE (UDP over a separate UDP socket): GOST's own
+            // clients use UDP-TUN instead.
             debug!(service = %ctx.plan.name, client = %peer, "socks5: command 0x{other:02x} is not supported by Portway yet");
             let _ = socks5::reply(&mut client, rep::CMD_UNSUPPORTED, None).await;
         }
@@ -281,10 +305,17 @@ pub async fn relay_handler(mut client: Conn, peer: SocketAddr, ctx: Arc<Ctx>) {
         Err(e) => return handshake_failed(&ctx, peer, "relay", &e),
     };
     if req.cmd == hrelay::Command::Bind && !opts.forward {
-        // The protocol side is `hrelay::bind_tcp` / `bind_udp`; the engine does
-        // not run remote forwarding yet, so answer as GOST does when it cannot listen.
-        debug!(service = %ctx.plan.name, client = %peer, "relay: BIND is not served by the engine yet");
-        let _ = hrelay::respond_error(&mut client, crate::codec::relay::STATUS_SERVICE_UNAVAILABLE).await;
+        let addr = req.addr.clone().unwrap_or_else(|| crate::codec::addr::Addr::ip(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0));
+        match req.network {
+            crate::codec::relay::Network::Tcp => match hrelay::bind_tcp(client, &addr).await {
+                Ok(server) => serve_mux_bind(server, peer, ctx).await,
+                Err(e) => bind_failed(&ctx, peer, "relay", &e),
+            },
+            crate::codec::relay::Network::Udp => match hrelay::bind_udp(&mut client, &addr).await {
+                Ok(sock) => serve_udp_tun(client, sock, peer, ctx).await,
+                Err(e) => bind_failed(&ctx, peer, "relay", &e),
+            },
+        }
         return;
     }
     let (target, fwd_node) = if opts.forward {
@@ -362,4 +393,55 @@ pub async fn relay_handler(mut client: Conn, peer: SocketAddr, ctx: Arc<Ctx>) {
             unregister(&ctx, id, r.err());
         }
     }
+}
+
+fn bind_failed(ctx: &Ctx, peer: SocketAddr, proto: &str, e: &dyn std::fmt::Display) {
+    let msg = e.to_string();
+    ctx.counters.fail(format!("{peer}: {proto}: {msg}"));
+    warn!(service = %ctx.plan.name, client = %peer, "{proto} bind: {msg}");
+}
+
+/// The server end of GOST's remote TCP forwarding: a port opened here for the
+/// client, each inbound connection carried to it as an smux stream. Every one
+/// is listed and counted like a forwarded connection (client = the remote peer,
+/// target = the binding client).
+async fn serve_mux_bind(mut server: crate::handler::bind::MuxBindServer, peer: SocketAddr, ctx: Arc<Ctx>) {
+    let bound = server.local_addr();
+    tracing::info!(service = %ctx.plan.name, client = %peer, "listening on {bound} for {peer} (remote forwarding)");
+    loop {
+        let next = tokio::select! {
+            _ = ctx.cancel.cancelled() => break,
+            n = server.accept() => n,
+        };
+        match next {
+            Ok(Some(inbound)) => {
+                let ctx = ctx.clone();
+                tokio::spawn(async move {
+                    let route = crate::chain::Route::default();
+                    let from = inbound.peer_addr.to_string();
+                    relay(&ctx, Conn::Tcp(inbound.peer), Conn::boxed(inbound.stream), &from, &peer.to_string(), "bind", &route).await;
+                });
+            }
+            Ok(None) => break,
+            Err(e) => {
+                debug!(service = %ctx.plan.name, client = %peer, "bind on {bound}: {e}");
+                break;
+            }
+        }
+    }
+    tracing::info!(service = %ctx.plan.name, client = %peer, "closed {bound}{}", server.close_reason().map(|r| format!(": {r}")).unwrap_or_default());
+}
+
+/// An `ssu` service on a stream listener (`-L ssu+tls://…`): a Shadowsocks
+/// stream carrying GOST's UDP-over-stream frames.
+pub async fn ssu_stream(client: Conn, peer: SocketAddr, ctx: Arc<Ctx>) {
+    let (id, meter, cancel) = register(&ctx, peer, "udp", "*", "ssu");
+    let m1 = meter.clone();
+    let m2 = meter.clone();
+    let meters = crate::handler::ssu::Meters { on_in: Box::new(move |n| m1.add_in(n)), on_out: Box::new(move |n| m2.add_out(n)) };
+    let r = tokio::select! {
+        _ = cancel.cancelled() => Err("closed by user".to_string()),
+        r = crate::handler::ssu::serve_stream(client, ctx.plan.ss_cipher.as_ref(), &meters) => r.map_err(|e| e.to_string()),
+    };
+    unregister(&ctx, id, r.err());
 }

@@ -68,6 +68,9 @@ pub async fn start(ctx: Ctx) -> Result<Started, String> {
     };
     let sock = UdpSocket::from_std(std_sock).map_err(|e| format!("{}: {}", ctx.plan.addr, io_msg(&e)))?;
     let local = sock.local_addr().map(|a| vec![a]).unwrap_or_default();
+    if ctx.plan.handler == "ssu" {
+        return Ok(Started { local, tasks: vec![tokio::spawn(run_ssu(sock, ctx))] });
+    }
     let task = tokio::spawn(run(Arc::new(sock), Arc::new(ctx)));
     Ok(Started { local, tasks: vec![task] })
 }
@@ -264,6 +267,44 @@ async fn session(a: SessionArgs) {
         return;
     };
     let target = &plan.targets[idx];
+    if let Some(ssu) = plan.chain.as_deref().and_then(datagram_ssu_hop) {
+        let (hop, n) = (&ssu.0, ssu.1);
+        let node = &hop.nodes[n];
+        let assoc = async {
+            let server = crate::chain::resolve(&node.addr).await?.into_iter().next().ok_or_else(|| io::Error::other("no address"))?;
+            let (m, p) = hop.opts[n].auth.clone().unwrap_or_default();
+            let key = hop.opts[n].connector_md.get_string(&["key"]);
+            let cipher = crate::codec::ss::SsCipher::new(&m, &p, key.as_deref().map(str::as_bytes)).map_err(io::Error::from)?;
+            crate::connector::ssu::SsuAssociation::connect(server, cipher).await
+        };
+        let assoc = match tokio::time::timeout(plan.dial_timeout, assoc).await {
+            Ok(Ok(a)) => {
+                node.marker.reset();
+                a
+            }
+            Ok(Err(e)) => {
+                node.marker.mark();
+                c.fail(format!("ssu {}: {}", node.addr, io_msg(&e)));
+                warn!(service = %plan.name, client = %peer, node = %node.name, "ssu {}: {}", node.addr, io_msg(&e));
+                finish(true, Vec::new());
+                return;
+            }
+            Err(_) => {
+                node.marker.mark();
+                c.fail(format!("ssu {}: timed out", node.addr));
+                finish(true, Vec::new());
+                return;
+            }
+        };
+        pending.fetch_sub(1, Relaxed);
+        let (error, leftovers) = ssu_session(&ctx, id, peer, &target.addr, &node.name, assoc, rx, &idle, &cancel, &sock).await;
+        fast.closed.store(true, SeqCst);
+        if let Some(info) = ctx.conns.remove(id) {
+            let _ = ctx.events.send(Event::ConnClosed { conn: info, error });
+        }
+        finish(false, leftovers);
+        return;
+    }
     if let Some(chain) = plan.chain.clone() {
         let (conn, route) = match crate::chain::dial_retry_network(Some(&chain), crate::chain::Network::Udp, &target.addr, plan.dial_timeout, Some(&hash_key), plan.retries).await {
             Ok(x) => {
@@ -563,4 +604,102 @@ fn drain(mut rx: mpsc::Receiver<Vec<u8>>) -> Vec<Vec<u8>> {
         left.push(d);
     }
     left
+}
+
+/// A chain of one hop whose node speaks ssu over a datagram dialer: UDP goes to
+/// it as Shadowsocks UDP packets, not through a stream. Picks the node.
+fn datagram_ssu_hop(chain: &crate::config::validate::ChainPlan) -> Option<(&crate::config::validate::HopPlan, usize)> {
+    let [hop] = chain.hops.as_slice() else { return None };
+    if !hop.opts.iter().any(|o| o.connector == "ssu" && o.dialer == "udp") {
+        return None;
+    }
+    let idx = hop.selector.select(&hop.nodes, None)?;
+    (hop.opts[idx].connector == "ssu" && hop.opts[idx].dialer == "udp").then_some((hop, idx))
+}
+
+/// A UDP session through an ssu node: each datagram becomes one Shadowsocks
+/// UDP packet to the node, addressed to the target (resolved here, as GOST's
+/// client does).
+#[allow(clippy::too_many_arguments)]
+async fn ssu_session(
+    ctx: &Ctx,
+    id: u64,
+    peer: SocketAddr,
+    target: &str,
+    node: &str,
+    assoc: crate::connector::ssu::SsuAssociation,
+    mut rx: mpsc::Receiver<Vec<u8>>,
+    idle: &AtomicBool,
+    cancel: &CancellationToken,
+    sock: &UdpSocket,
+) -> (Option<String>, Vec<Vec<u8>>) {
+    let plan = &ctx.plan;
+    let dst = match crate::chain::resolve(target).await.ok().and_then(|a| a.first().copied()) {
+        Some(a) => crate::codec::addr::Addr::from(a),
+        None => return (Some(format!("{target}: no address")), drain(rx)),
+    };
+    let counters = Arc::new(ConnCounters::default());
+    let info = ConnInfo {
+        id,
+        service: plan.name.clone(),
+        network: "udp".into(),
+        client: peer.to_string(),
+        target: target.to_string(),
+        node: node.to_string(),
+        since: unix_millis(),
+        bytes_in: 0,
+        bytes_out: 0,
+    };
+    ctx.conns.insert(info.clone(), counters.clone(), cancel.clone());
+    let _ = ctx.events.send(Event::ConnOpened { conn: info });
+    let meter = Meter { conn: counters, service: ctx.counters.clone() };
+    let (mut sent, mut got) = (0u64, 0u64);
+    let error = loop {
+        tokio::select! {
+            _ = cancel.cancelled() => break None,
+            d = rx.recv() => {
+                let Some(d) = d else { break None };
+                idle.store(false, Relaxed);
+                if let Err(e) = assoc.send(&dst, &d).await {
+                    break Some(e.to_string());
+                }
+                meter.add_in(d.len() as u64);
+                sent += 1;
+            }
+            r = assoc.recv() => match r {
+                Ok((_, payload)) => {
+                    idle.store(false, Relaxed);
+                    meter.add_out(payload.len() as u64);
+                    if let Err(e) = sock.send_to(&payload, peer).await {
+                        debug!(service = %plan.name, client = %peer, "udp reply: {e}");
+                    }
+                    got += 1;
+                    if !plan.udp.keep_alive && got >= sent {
+                        break None;
+                    }
+                }
+                Err(e) => break Some(e.to_string()),
+            },
+        }
+    };
+    (error, drain(rx))
+}
+
+/// An `ssu` service: GOST's Shadowsocks UDP relay on this socket.
+async fn run_ssu(sock: UdpSocket, ctx: Ctx) {
+    let mut opts = crate::handler::ssu::ServerOptions::new(ctx.plan.ss_cipher.clone());
+    opts.ttl = ctx.plan.udp.ttl;
+    opts.read_queue_size = ctx.plan.udp.read_queue_size;
+    let a = ctx.counters.clone();
+    let b = ctx.counters.clone();
+    let meters = Arc::new(crate::handler::ssu::Meters {
+        on_in: Box::new(move |n| {
+            a.bytes_in.fetch_add(n, Relaxed);
+        }),
+        on_out: Box::new(move |n| {
+            b.bytes_out.fetch_add(n, Relaxed);
+        }),
+    });
+    let stats = Arc::new(crate::handler::ssu::ServerStats::default());
+    crate::handler::ssu::serve(sock, opts, meters, stats, ctx.cancel.clone()).await;
 }
