@@ -165,7 +165,19 @@ fn print_status(engine: &Engine) {
         let line = match &s.state {
             ServiceState::Running => {
                 let at: Vec<String> = s.listening.iter().map(|a| a.to_string()).collect();
-                let to = if s.targets.is_empty() { "(target from the chain)".to_string() } else { s.targets.join(", ") };
+                let to = if !s.targets.is_empty() {
+                    s.targets.join(", ")
+                } else if portway_core::config::validate::is_proxy_handler(&s.handler) {
+                    "(each client names its target)".to_string()
+                } else {
+                    "(target from the chain)".to_string()
+                };
+                let svc = config.service(&s.name);
+                if let Some(bind) = svc.map(|c| c.listener.chain.as_str()).filter(|c| !c.is_empty() && matches!(s.listener.as_str(), "rtcp" | "rudp")) {
+                    // Remote forwarding: the port opens on the chain's last node.
+                    let _ = writeln!(out, "service {:?}: {} {} opened on the last hop of chain {bind:?} -> {to}", s.name, s.listener, s.addr);
+                    continue;
+                }
                 // GOST's default listener is tcp.
                 let listener = if s.listener.is_empty() { "tcp" } else { s.listener.as_str() };
                 let via = match config.service(&s.name).map(|c| c.handler.chain.as_str()) {

@@ -35,6 +35,8 @@ pub struct Route {
     pub hops: Vec<HopResult>,
     /// The last node's connector type (how UDP is framed through it).
     pub last_connector: String,
+    /// Index of the node picked in the last hop.
+    pub last_node: Option<usize>,
 }
 
 /// Resolves `host:port` (an empty host means this machine, as in Go).
@@ -123,6 +125,7 @@ pub async fn dial_route(chain: Option<&ChainPlan>, network: Network, target: Opt
         let node = &hop.nodes[idx];
         let opts = &hop.opts[idx];
         route.path.push(format!("{}/{}@{}", hop.name, node.name, node.addr));
+        route.last_node = Some(idx);
         let t0 = Instant::now();
         let step = async {
             match (conn.take(), prev) {

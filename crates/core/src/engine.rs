@@ -335,13 +335,17 @@ impl Engine {
             cancel: cancel.clone(),
         };
         let started = match plan.network {
+            Network::Tcp | Network::Udp if plan.bind_chain.is_some() => service::rtcp::start(ctx).await,
             Network::Tcp => service::tcp::start(ctx).await,
             Network::Udp => service::udp::start(ctx).await,
         };
         match started {
             Ok(s) => {
                 let targets: Vec<&str> = plan.targets.iter().map(|t| t.addr.as_str()).collect();
-                info!(service = %name, "{} listening on {} → {}", plan.listener, fmt_addrs(&s.local), targets.join(", "));
+                match &plan.bind_chain {
+                    Some(c) => info!(service = %name, "{} {} opens on the last hop of chain {:?} → {}", plan.listener, plan.addr, c.name, targets.join(", ")),
+                    None => info!(service = %name, "{} listening on {} → {}", plan.listener, fmt_addrs(&s.local), targets.join(", ")),
+                }
                 Ok(self.set_state(name, ServiceState::Running, Some(cancel), Some(plan), Some(s)).0)
             }
             Err(e) => {

@@ -126,6 +126,8 @@ const EXPECTED: &[(&str, Expect)] = &[
 // unrelated targets. `sniffing_services_are_refused_not_misrouted` checks the message.
 const PLANNED_OK: &[(&str, &str)] = &[
     ("docs-relay-bind-server.yaml", "service-0"),
+    ("docs-rtcp-rudp-via-relay-client.yaml", "service-0"),
+    ("docs-rtcp-rudp-via-relay-client.yaml", "service-1"),
     ("gost-eg-http-upstream-pool.yaml", "eg-proxy"),
     ("issue219-relay-tls-server-forwarder.yaml", "service-0"),
     ("issue219-tcp-udp-same-port-via-relay-tls-client.yaml", "service-0"),
@@ -134,6 +136,8 @@ const PLANNED_OK: &[(&str, &str)] = &[
     ("issue733-socks5-fifo-failover-toplevel-hops-TRUNCATED.json", "proxy"),
     // `ws: true` sits in the connector, where GOST ignores it too: a plain http hop.
     ("issue739-http-chain-corporate-proxy-wss-INVALID.yaml", "local_chained_http_proxy"),
+    ("nexora-foreign-rtcp-via-relay-RENDERED.yaml", "fwd0"),
+    ("nexora-foreign-rtcp-via-relay-RENDERED.yaml", "fwd1"),
     ("nexora-iran-relay-server-RENDERED.yaml", "bridge"),
     ("nwcd-gost-proxy-http-auths-api.yaml", "http-proxy"),
     ("perryyeh-tcp-forward-ui-export-status.yaml", "nas 15001"),

@@ -108,6 +108,9 @@ pub struct ServicePlan {
     pub read_timeout: Duration,
     /// The Shadowsocks cipher of an `ssu` service (handler auth = method:password).
     pub ss_cipher: Option<crate::codec::ss::SsCipher>,
+    /// Remote forwarding (`rtcp`/`rudp` with `listener.chain`): the chain whose
+    /// last node opens the port; `chain` then only dials the targets.
+    pub bind_chain: Option<Arc<ChainPlan>>,
 }
 
 impl ServicePlan {
@@ -318,10 +321,24 @@ pub fn plan_service(cfg: &Config, s: &ServiceConfig) -> Result<ServicePlan, Stri
         return Err(format!("{ctx}: addr {:?} is a port range, which only the command line accepts; write one service per port", s.addr));
     }
     check_addr(&s.addr, &format!("{ctx}: addr"))?;
-    if matches!(listener.as_str(), "rtcp" | "rudp") && !s.listener.chain.is_empty() {
-        return Err(format!("{ctx}: remote forwarding through a chain (listener.chain {:?}) is not implemented in Portway yet; without a chain {listener} works as local forwarding", s.listener.chain));
-    }
-    let chain_name = if !s.handler.chain.is_empty() { &s.handler.chain } else { &s.listener.chain };
+    let bind_chain = if matches!(listener.as_str(), "rtcp" | "rudp") && !s.listener.chain.is_empty() {
+        let c = resolve_chain(cfg, &s.listener.chain, "listener.chain").map_err(|e| format!("{ctx}: {e}"))?;
+        if let Some(last) = c.hops.last() {
+            for o in &last.opts {
+                // GOST: connectors that cannot bind make the listener fail with "bind unsupported".
+                if !matches!(o.connector.as_str(), "socks5" | "socks" | "relay") {
+                    return Err(format!(
+                        "{ctx}: remote forwarding needs the chain's last node to open the port: connector {:?} of {:?} cannot (use socks5 with bind=true or relay with bind=true on the server; sshd comes later)",
+                        o.connector, o.addr
+                    ));
+                }
+            }
+        }
+        Some(Arc::new(c))
+    } else {
+        None
+    };
+    let chain_name = if !s.handler.chain.is_empty() || bind_chain.is_some() { &s.handler.chain } else { &s.listener.chain };
     let chain = if chain_name.is_empty() {
         None
     } else {
@@ -355,6 +372,9 @@ pub fn plan_service(cfg: &Config, s: &ServiceConfig) -> Result<ServicePlan, Stri
         }
     };
     if targets.is_empty() && !is_proxy_handler(&handler) {
+        if chain.is_none() && bind_chain.is_some() {
+            return Err(format!("{ctx}: remote forwarding needs a target for the connections it receives (e.g. -L rtcp://:8080/127.0.0.1:80)"));
+        }
         if chain.is_none() {
             return Err(format!("{ctx}: no forwarding target (add forwarder.nodes, e.g. -L tcp://:8080/127.0.0.1:80); only a chain ending in a forward connector may omit it"));
         }
@@ -409,6 +429,7 @@ pub fn plan_service(cfg: &Config, s: &ServiceConfig) -> Result<ServicePlan, Stri
         handler_md: s.handler.metadata.clone(),
         read_timeout,
         ss_cipher,
+        bind_chain,
     })
 }
 

@@ -3,6 +3,7 @@
 //! as local forwarding too).
 
 pub mod proxy;
+pub mod rtcp;
 pub mod tcp;
 pub mod udp;
 
