@@ -198,13 +198,16 @@ fn a_port_in_use_shows_on_the_rule_and_other_rules_keep_their_connections() {
 fn import_previews_names_what_it_cannot_run_and_imports_command_lines() {
     let dir = tempfile::tempdir().expect("tmp");
     let b = backend(dir.path());
-    let yaml = "services:\n- name: s\n  addr: 127.0.0.1:0\n  handler: {type: tcp}\n  listener: {type: tcp}\n  forwarder: {nodes: [{name: t, addr: 127.0.0.1:9}]}\n  bypass: b\n- name: p\n  addr: :1080\n  handler: {type: socks5}\n  listener: {type: tcp}\n";
+    let yaml = "services:\n- name: s\n  addr: 127.0.0.1:0\n  handler: {type: tcp}\n  listener: {type: tcp}\n  forwarder: {nodes: [{name: t, addr: 127.0.0.1:9}]}\n  bypass: b\n- name: p\n  addr: :1080\n  handler: {type: socks5}\n  listener: {type: tcp}\n- name: q\n  addr: :8338\n  handler: {type: ss}\n  listener: {type: tcp}\n";
     let p = b.profile_import_preview(yaml, Some("x.yaml")).expect("preview");
     assert_eq!(p.format, "yaml");
     assert_eq!(p.rules.len(), 1);
-    assert_eq!(p.other_services, vec!["p"]);
+    // A proxy service runs but is not a forwarding rule; a Shadowsocks TCP service
+    // does not run yet and says so.
+    assert_eq!(p.other_services, vec!["p", "q"]);
     assert!(p.warnings.iter().any(|w| w.contains("bypass")), "{:?}", p.warnings);
-    assert!(p.warnings.iter().any(|w| w.contains("socks5")), "{:?}", p.warnings);
+    assert!(!p.warnings.iter().any(|w| w.contains("service \"p\"")), "{:?}", p.warnings);
+    assert!(p.warnings.iter().any(|w| w.contains("will not run yet") && w.contains("\"ss\"")), "{:?}", p.warnings);
     let v2 = b.profile_import_preview("{\"ServeNodes\": [\":8080\"]}", Some("gost.json")).expect_err("v2");
     assert!(v2.message.contains("GOST v2"), "{}", v2.message);
     assert_eq!(v2.code, ErrorCode::Parse);
