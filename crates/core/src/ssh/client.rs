@@ -17,6 +17,7 @@ use russh::{Channel, ChannelOpenFailure, ChannelStream, MethodSet};
 use tokio::sync::{mpsc, Mutex};
 
 use super::{fingerprint, split_host_port, SshError};
+use crate::config::types::Metadata;
 use crate::conn::{AsyncStream, Conn};
 
 /// A channel as a byte stream; `Conn::boxed` accepts it.
@@ -53,6 +54,41 @@ pub struct SshClientConfig {
     pub host_key: HostKeyPolicy,
     /// SSH-level keepalive (GOST `keepalive` + `ttl`); `None` sends none.
     pub keepalive: Option<Duration>,
+}
+
+impl SshClientConfig {
+    /// Builds the settings from a node's credentials (GOST moves `sshd://user:pass@`
+    /// to the dialer's auth) and dialer metadata: `privateKeyFile`, `passphrase`
+    /// (GOST), `knownHosts`, `hostKeyFingerprint` (Portway), `keepalive` with
+    /// `keepalive.interval` / `ttl` (default 30 s when only `keepalive` is set).
+    pub fn from_metadata(auth: Option<(String, String)>, md: &Metadata) -> Result<SshClientConfig, String> {
+        let text = |names: &[&str]| -> Option<String> {
+            md.get(names).and_then(|(_, v)| match v {
+                serde_yaml::Value::String(s) if !s.is_empty() => Some(s.clone()),
+                _ => None,
+            })
+        };
+        let (user, password) = auth.unwrap_or_default();
+        let host_key = match (text(&["knownHosts", "known_hosts"]), text(&["hostKeyFingerprint"])) {
+            (Some(_), Some(_)) => return Err("sshd: set either knownHosts or hostKeyFingerprint, not both".into()),
+            (Some(file), None) => HostKeyPolicy::KnownHosts(file.into()),
+            (None, Some(fp)) => HostKeyPolicy::Fingerprint(fp),
+            (None, None) => HostKeyPolicy::AcceptAny,
+        };
+        let keepalive = if md.get_bool(&["keepalive"])?.unwrap_or(false) {
+            Some(md.get_duration(&["keepalive.interval", "ttl"])?.unwrap_or(Duration::from_secs(30)))
+        } else {
+            None
+        };
+        Ok(SshClientConfig {
+            user,
+            password: Some(password).filter(|p| !p.is_empty()),
+            private_key_file: text(&["privateKeyFile", "private_key_file"]).map(PathBuf::from),
+            passphrase: text(&["passphrase"]),
+            host_key,
+            keepalive,
+        })
+    }
 }
 
 impl std::fmt::Debug for SshClientConfig {
@@ -525,6 +561,24 @@ mod tests {
         let err = verify_host_key("127.0.0.1:2222", &policy, other.public_key()).unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains(&fingerprint(other.public_key())) && msg.contains("known_hosts line "), "{msg}");
+    }
+
+    #[test]
+    fn metadata_names() {
+        let mut md = Metadata::default();
+        md.insert("privateKeyFile", serde_yaml::Value::String("/k".into()));
+        md.insert("passphrase", serde_yaml::Value::String("pp".into()));
+        md.insert("knownHosts", serde_yaml::Value::String("/kh".into()));
+        md.insert("keepalive", serde_yaml::Value::Bool(true));
+        let cfg = SshClientConfig::from_metadata(Some(("u".into(), "".into())), &md).unwrap();
+        assert_eq!(cfg.user, "u");
+        assert_eq!(cfg.password, None);
+        assert_eq!(cfg.private_key_file, Some(PathBuf::from("/k")));
+        assert_eq!(cfg.passphrase.as_deref(), Some("pp"));
+        assert_eq!(cfg.host_key, HostKeyPolicy::KnownHosts("/kh".into()));
+        assert_eq!(cfg.keepalive, Some(Duration::from_secs(30)));
+        md.insert("hostKeyFingerprint", serde_yaml::Value::String("SHA256:x".into()));
+        assert!(SshClientConfig::from_metadata(None, &md).is_err());
     }
 
     #[test]
