@@ -21,6 +21,7 @@ pub mod selector;
 pub mod service;
 pub mod stats;
 pub mod store;
+pub mod ssh;
 pub mod sys;
 pub mod tls;
 
