@@ -24,6 +24,9 @@ pub enum Conn {
     /// relay); kept apart so the data path can check it and then splice.
     Relay(Box<crate::connector::relay::RelayStream<Conn>>),
     Boxed(BoxStream),
+    /// An SSH session to an `sshd` node: not a byte stream itself; its connector
+    /// opens channels on it (`direct-tcpip`, `tcpip-forward`).
+    Ssh(std::sync::Arc<crate::ssh::client::SshSession>),
 }
 
 impl Conn {
@@ -74,7 +77,7 @@ impl Conn {
             Conn::Tcp(s) => s.local_addr().ok(),
             Conn::Prefixed(p) => p.inner.local_addr(),
             Conn::Relay(r) => r.get_ref().local_addr(),
-            Conn::Boxed(_) => None,
+            Conn::Boxed(_) | Conn::Ssh(_) => None,
         }
     }
 }
@@ -138,6 +141,7 @@ impl std::fmt::Debug for Conn {
             Conn::Prefixed(_) => f.write_str("Conn::Prefixed"),
             Conn::Relay(_) => f.write_str("Conn::Relay"),
             Conn::Boxed(_) => f.write_str("Conn::Boxed"),
+            Conn::Ssh(_) => f.write_str("Conn::Ssh"),
         }
     }
 }
@@ -149,6 +153,7 @@ impl AsyncRead for Conn {
             Conn::Prefixed(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
             Conn::Relay(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
             Conn::Boxed(s) => Pin::new(s).poll_read(cx, buf),
+            Conn::Ssh(_) => Poll::Ready(Err(not_a_stream())),
         }
     }
 }
@@ -160,6 +165,7 @@ impl AsyncWrite for Conn {
             Conn::Prefixed(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
             Conn::Relay(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
             Conn::Boxed(s) => Pin::new(s).poll_write(cx, buf),
+            Conn::Ssh(_) => Poll::Ready(Err(not_a_stream())),
         }
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -168,6 +174,7 @@ impl AsyncWrite for Conn {
             Conn::Prefixed(s) => Pin::new(s.as_mut()).poll_flush(cx),
             Conn::Relay(s) => Pin::new(s.as_mut()).poll_flush(cx),
             Conn::Boxed(s) => Pin::new(s).poll_flush(cx),
+            Conn::Ssh(_) => Poll::Ready(Ok(())),
         }
     }
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -176,6 +183,7 @@ impl AsyncWrite for Conn {
             Conn::Prefixed(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
             Conn::Relay(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
             Conn::Boxed(s) => Pin::new(s).poll_shutdown(cx),
+            Conn::Ssh(_) => Poll::Ready(Ok(())),
         }
     }
     fn poll_write_vectored(self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[io::IoSlice<'_>]) -> Poll<io::Result<usize>> {
@@ -184,6 +192,7 @@ impl AsyncWrite for Conn {
             Conn::Prefixed(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
             Conn::Relay(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
             Conn::Boxed(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Conn::Ssh(_) => Poll::Ready(Err(not_a_stream())),
         }
     }
     fn is_write_vectored(&self) -> bool {
@@ -192,6 +201,7 @@ impl AsyncWrite for Conn {
             Conn::Prefixed(s) => s.is_write_vectored(),
             Conn::Relay(_) => false,
             Conn::Boxed(s) => s.is_write_vectored(),
+            Conn::Ssh(_) => false,
         }
     }
 }
@@ -244,4 +254,10 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
     }
+}
+
+/// An sshd node used as if it were a stream (a later hop behind it, or a
+/// protocol connector in front of it): GOST's `ssh: invalid connection`.
+fn not_a_stream() -> io::Error {
+    io::Error::other("ssh: invalid connection (an sshd node is reached through its channels; it must be the first hop and its own connector)")
 }

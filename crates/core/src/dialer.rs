@@ -9,6 +9,19 @@ use std::time::Duration;
 
 /// Opens the transport to the first node.
 pub async fn dial(opts: &NodeOpts, addr: &str, timeout: Duration) -> io::Result<Conn> {
+    if opts.dialer == "sshd" {
+        // One SSH session per node and user, shared by every connection through it
+        // and re-made when it drops (GOST caches sessions the same way).
+        let Some(cfg) = &opts.ssh else {
+            return Err(io::Error::other("sshd dialer without SSH settings"));
+        };
+        let a = addr.to_string();
+        let session = ssh_pool().session(addr, cfg, || async move { crate::chain::dial_tcp(&a, timeout).await.map(Conn::Tcp) });
+        return match tokio::time::timeout(timeout, session).await {
+            Ok(r) => r.map(Conn::Ssh).map_err(io::Error::from),
+            Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, format!("ssh session with {addr} timed out"))),
+        };
+    }
     let tcp = crate::chain::dial_tcp(addr, timeout).await?;
     handshake(opts, Conn::Tcp(tcp), addr, timeout).await
 }
@@ -28,6 +41,13 @@ pub async fn handshake(opts: &NodeOpts, conn: Conn, addr: &str, timeout: Duratio
                 Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, format!("tls handshake with {addr} timed out"))),
             }
         }
+        "sshd" => Err(io::Error::other("ssh: invalid connection (an sshd node must be the chain's first hop)")),
         other => Err(io::Error::other(format!("dialer {other:?} is not implemented in Portway yet"))),
     }
+}
+
+/// SSH sessions of this process, by node address and user.
+pub fn ssh_pool() -> &'static crate::ssh::client::SshPool {
+    static POOL: std::sync::OnceLock<crate::ssh::client::SshPool> = std::sync::OnceLock::new();
+    POOL.get_or_init(crate::ssh::client::SshPool::new)
 }

@@ -83,16 +83,26 @@ fn check_name(name: &str) -> Result<(), StoreError> {
 impl ProfileStore {
     /// The store in the platform config dir, or `$PORTWAY_CONFIG_DIR` when set.
     pub fn open_default() -> Result<ProfileStore, StoreError> {
+        config_dir().map(ProfileStore::open)
+    }
+}
+
+/// Portway's config dir (profiles, settings, the sshd host key): the platform's,
+/// or `$PORTWAY_CONFIG_DIR` when set.
+pub fn config_dir() -> Result<PathBuf, StoreError> {
+    {
         if let Some(d) = std::env::var_os("PORTWAY_CONFIG_DIR") {
-            return Ok(ProfileStore::open(PathBuf::from(d)));
+            return Ok(PathBuf::from(d));
         }
         let dirs = directories::ProjectDirs::from("", "", "portway").ok_or_else(|| StoreError::Io {
             path: "~".into(),
             source: std::io::Error::new(std::io::ErrorKind::NotFound, "no home directory to keep profiles in"),
         })?;
-        Ok(ProfileStore::open(dirs.config_dir().to_path_buf()))
+        Ok(dirs.config_dir().to_path_buf())
     }
+}
 
+impl ProfileStore {
     pub fn open(root: PathBuf) -> ProfileStore {
         ProfileStore { root }
     }

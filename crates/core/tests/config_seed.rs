@@ -265,11 +265,10 @@ fn seed_commands_plan_like_the_guide_yaml() {
             }
         }
     }
-    // tcp single, tcp multi, udp multi, tcp and udp through a socks5 hop, rtcp
-    // and rudp without and with a socks5 chain, and server-side forwarding (tls
-    // listener; forward connector over a tls dialer). SSH (160, 190, 323) comes
-    // with the SSH issue.
-    assert_eq!(runs, [13, 30, 57, 85, 112, 206, 223, 248, 275, 359, 374], "seed commands Portway runs today");
+    // Every command of the guide: local TCP/UDP forwarding (one and several
+    // targets), through a socks5 hop and an SSH hop, Portway's SSH server, rtcp
+    // and rudp without and with a chain (socks5, SSH), and server-side forwarding.
+    assert_eq!(runs, [13, 30, 57, 85, 112, 160, 190, 206, 223, 248, 275, 323, 359, 374], "seed commands Portway runs today");
 }
 
 /// The four commands the guide gives without YAML (remote ends of a chain): each is

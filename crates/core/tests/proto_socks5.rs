@@ -404,8 +404,23 @@ async fn connector_through_danted() {
     );
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     wait_listening(addr, &mut child).await;
-    let mut s = TcpStream::connect(addr).await.unwrap();
-    let bnd = timeout(T, Socks5Connector::default().connect(&mut s, &backend.to_string())).await.unwrap().unwrap();
+    // danted's negotiator process may still be starting after the port accepts
+    // (the readiness probe above); give it a few bounded tries.
+    let mut last = String::new();
+    let mut ready = None;
+    for _ in 0..5 {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        match timeout(T, Socks5Connector::default().connect(&mut s, &backend.to_string())).await {
+            Ok(Ok(bnd)) => {
+                ready = Some((s, bnd));
+                break;
+            }
+            Ok(Err(e)) => last = e.to_string(),
+            Err(_) => last = "timed out".into(),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (mut s, bnd) = ready.unwrap_or_else(|| panic!("danted never served a CONNECT: {last}"));
     assert_eq!(bnd.socket_addr().map(|a| a.ip().to_string()), Some("127.0.0.1".into()));
     assert_eq!(http_get(&mut s).await, BODY);
 }

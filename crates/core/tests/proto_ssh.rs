@@ -503,3 +503,108 @@ async fn portway_client_against_portway_server() {
     .await;
     assert!(closed.is_ok(), "forwarded port {port} still open after cancel");
 }
+
+// ---- The seed's SSH examples through the engine (addresses on loopback) ----
+
+fn engine_cmd(services: &[String], nodes: &[String]) -> portway_core::config::Config {
+    match portway_core::config::build_from_cmd(services, nodes) {
+        Ok(c) => c,
+        Err(e) => panic!("{services:?} {nodes:?}: {e}"),
+    }
+}
+
+fn running(e: &portway_core::Engine, name: &str) -> SocketAddr {
+    let st = e.service_status(name).expect("status");
+    match st.listening.first() {
+        Some(a) => *a,
+        None => panic!("{name} not listening: {:?}", st.state),
+    }
+}
+
+/// Seed: `gost -L=tcp://:8080/192.168.1.1:80 -F sshd://user:pass@192.168.1.2:22`
+/// (key auth here: the CI user has no password) — many connections, one SSH session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_tcp_forwarding_through_an_openssh_hop() {
+    let (dir, key) = setup();
+    let port = free_port();
+    let _sshd = Sshd::start(dir.path(), port).await;
+    let backend = tcp_backend("127.0.0.1", "behind-ssh").await;
+    let e = common::engine();
+    let node = format!("sshd://{}@127.0.0.1:{port}?privateKeyFile={}", current_user(), key.display());
+    e.apply(engine_cmd(&[format!("tcp://127.0.0.1:0/{}", backend.addr)], std::slice::from_ref(&node))).await;
+    let a = running(&e, "service-0");
+    for _ in 0..3 {
+        let (name, mut s) = common::tcp_hello(a).await.expect("through the ssh hop");
+        assert_eq!(name, "behind-ssh");
+        common::echo(&mut s, &vec![5u8; 50_000]).await.expect("echo");
+    }
+    let r = e.probe("service-0", None).await.expect("probe");
+    assert!(r.ok, "{r:?}");
+    // A wrong key is named by the probe on the ssh hop.
+    let other = dir.path().join("other_key");
+    keygen(&other);
+    let bad = format!("sshd://{}@127.0.0.1:{port}?privateKeyFile={}", current_user(), other.display());
+    let cfg = engine_cmd(&[format!("tcp://127.0.0.1:0/{}", backend.addr)], &[bad]);
+    let r = portway_core::engine::probe_config(&cfg, "service-0", None).await.expect("probe");
+    assert!(!r.ok);
+    let why = r.hops[0].error.clone().unwrap_or_default();
+    assert!(why.contains("authentication failed"), "{r:?}");
+}
+
+/// Seed: `gost -L=rtcp://:8080/192.168.1.1:80 -F sshd://user:pass@192.168.1.2:22`:
+/// the port opens on the OpenSSH host (tcpip-forward).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_rtcp_through_an_openssh_hop() {
+    let (dir, key) = setup();
+    let port = free_port();
+    let _sshd = Sshd::start(dir.path(), port).await;
+    let backend = tcp_backend("127.0.0.1", "private").await;
+    let rport = free_port();
+    let e = common::engine();
+    let node = format!("sshd://{}@127.0.0.1:{port}?privateKeyFile={}", current_user(), key.display());
+    e.apply(engine_cmd(&[format!("rtcp://127.0.0.1:{rport}/{}", backend.addr)], &[node])).await;
+    let addr: SocketAddr = format!("127.0.0.1:{rport}").parse().unwrap();
+    let deadline = tokio::time::Instant::now() + T;
+    loop {
+        if let Ok((name, _)) = common::tcp_hello(addr).await {
+            assert_eq!(name, "private");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "sshd never opened {rport}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Seed: `gost -L sshd://user:pass@:22` — here on a loopback port, OpenSSH's
+/// `ssh -N -L` through Portway's SSH service, with the connection listed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_portway_sshd_service_serves_openssh_local_forwarding() {
+    let (dir, key) = setup();
+    let backend = tcp_backend("127.0.0.1", "via-portway-sshd").await;
+    let sport = free_port();
+    let e = common::engine();
+    let svc = format!(
+        "sshd://127.0.0.1:{sport}?authorizedKeys={}&privateKeyFile={}",
+        dir.path().join("authorized_keys").display(),
+        dir.path().join("portway_host_key").display()
+    );
+    e.apply(engine_cmd(&[svc], &[])).await;
+    running(&e, "service-0");
+    let lport = free_port();
+    let mut args = ssh_args(&key, sport);
+    args.extend(["-N".into(), "-L".into(), format!("127.0.0.1:{lport}:{}", backend.addr), format!("{}@127.0.0.1", current_user())]);
+    let _ssh = spawn("ssh", &args);
+    let addr: SocketAddr = format!("127.0.0.1:{lport}").parse().unwrap();
+    let deadline = tokio::time::Instant::now() + T;
+    let mut s = loop {
+        if let Ok((name, s)) = common::tcp_hello(addr).await {
+            assert_eq!(name, "via-portway-sshd");
+            break s;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "ssh -L never forwarded");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    common::echo(&mut s, b"ping over ssh").await.expect("echo");
+    assert!(e.connections().iter().any(|c| c.service == "service-0" && c.node == "sshd"), "{:?}", e.connections());
+    assert!(dir.path().join("portway_host_key").exists(), "host key generated and kept");
+}

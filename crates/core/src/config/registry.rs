@@ -29,10 +29,10 @@ pub const GOST_DIALERS: &[&str] = &[
 
 /// Handlers Portway runs today. `rtcp`/`rudp` run only without a chain, where GOST
 /// treats them as local forwarding.
-pub const PORTWAY_HANDLERS: &[&str] = &["tcp", "udp", "forward", "rtcp", "rudp", "socks5", "socks", "socks4", "socks4a", "http", "auto", "relay", "ssu"];
-pub const PORTWAY_LISTENERS: &[&str] = &["tcp", "udp", "rtcp", "rudp", "tls"];
-pub const PORTWAY_CONNECTORS: &[&str] = &["forward", "socks5", "socks", "socks4", "socks4a", "http", "relay", "ssu"];
-pub const PORTWAY_DIALERS: &[&str] = &["tcp", "tls", "udp"];
+pub const PORTWAY_HANDLERS: &[&str] = &["tcp", "udp", "forward", "rtcp", "rudp", "socks5", "socks", "socks4", "socks4a", "http", "auto", "relay", "ssu", "sshd"];
+pub const PORTWAY_LISTENERS: &[&str] = &["tcp", "udp", "rtcp", "rudp", "tls", "sshd"];
+pub const PORTWAY_CONNECTORS: &[&str] = &["forward", "socks5", "socks", "socks4", "socks4a", "http", "relay", "ssu", "sshd"];
+pub const PORTWAY_DIALERS: &[&str] = &["tcp", "tls", "udp", "sshd"];
 
 pub fn is_gost(list: &[&str], name: &str) -> bool {
     list.contains(&name)

@@ -44,6 +44,8 @@ pub struct NodeOpts {
     pub dialer_md: Metadata,
     /// Client TLS for a `tls` dialer.
     pub tls: Option<(Arc<rustls::ClientConfig>, rustls::pki_types::ServerName<'static>)>,
+    /// SSH client settings for an `sshd` dialer (GOST puts `user:pass@` there).
+    pub ssh: Option<crate::ssh::client::SshClientConfig>,
 }
 
 impl std::fmt::Debug for NodeOpts {
@@ -108,6 +110,8 @@ pub struct ServicePlan {
     pub read_timeout: Duration,
     /// The Shadowsocks cipher of an `ssu` service (handler auth = method:password).
     pub ss_cipher: Option<crate::codec::ss::SsCipher>,
+    /// The SSH server of an `sshd` service.
+    pub ssh_server: Option<Arc<crate::ssh::server::SshServerConfig>>,
     /// Remote forwarding (`rtcp`/`rudp` with `listener.chain`): the chain whose
     /// last node opens the port; `chain` then only dials the targets.
     pub bind_chain: Option<Arc<ChainPlan>>,
@@ -124,7 +128,7 @@ impl ServicePlan {
 /// Handlers that learn the target from the client's request. `relay` with a
 /// forwarder ignores the request's address (GOST's forward mode).
 pub fn is_proxy_handler(h: &str) -> bool {
-    matches!(h, "socks5" | "socks" | "socks4" | "socks4a" | "http" | "relay" | "auto" | "ssu")
+    matches!(h, "socks5" | "socks" | "socks4" | "socks4a" | "http" | "relay" | "auto" | "ssu" | "sshd")
 }
 
 impl ServicePlan {
@@ -282,7 +286,20 @@ fn node_opts(n: &NodeConfig, connector: String, dialer: String, ctx: &str) -> Re
             return Err(format!("{ctx}: ssu over dialer {dialer:?} is not implemented in Portway yet"));
         }
     }
-    Ok(NodeOpts { addr: n.addr.clone(), connector, dialer, auth, connector_md: c.metadata, dialer_md: d.metadata, tls })
+    let ssh = if dialer == "sshd" || connector == "sshd" {
+        if dialer != connector {
+            return Err(format!("{ctx}: an sshd node needs both connector and dialer sshd (GOST: the dialer opens the SSH session, the connector its channels)"));
+        }
+        let dauth = d.auth.as_ref().or(c.auth.as_ref()).map(|a| (a.username.clone(), a.password.clone()));
+        let mut md = n.metadata.clone();
+        for (k, v) in d.metadata.0.iter().chain(c.metadata.0.iter()) {
+            md.insert(k.clone(), v.clone());
+        }
+        Some(crate::ssh::client::SshClientConfig::from_metadata(dauth, &md).map_err(|e| format!("{ctx}: {e}"))?)
+    } else {
+        None
+    };
+    Ok(NodeOpts { addr: n.addr.clone(), connector, dialer, auth, ssh, connector_md: c.metadata, dialer_md: d.metadata, tls })
 }
 
 fn check_type(gost: &[&str], ours: &[&str], what: &str, kind: &str, ctx: &str) -> Result<(), String> {
@@ -326,9 +343,10 @@ pub fn plan_service(cfg: &Config, s: &ServiceConfig) -> Result<ServicePlan, Stri
         if let Some(last) = c.hops.last() {
             for o in &last.opts {
                 // GOST: connectors that cannot bind make the listener fail with "bind unsupported".
-                if !matches!(o.connector.as_str(), "socks5" | "socks" | "relay") {
+                let can_bind = matches!(o.connector.as_str(), "socks5" | "socks" | "relay") || (o.connector == "sshd" && listener == "rtcp" && c.hops.len() == 1);
+                if !can_bind {
                     return Err(format!(
-                        "{ctx}: remote forwarding needs the chain's last node to open the port: connector {:?} of {:?} cannot (use socks5 with bind=true or relay with bind=true on the server; sshd comes later)",
+                        "{ctx}: remote forwarding needs the chain's last node to open the port: connector {:?} of {:?} cannot (use socks5 or relay with bind=true on the server, or an sshd hop for rtcp)",
                         o.connector, o.addr
                     ));
                 }
@@ -405,6 +423,14 @@ pub fn plan_service(cfg: &Config, s: &ServiceConfig) -> Result<ServicePlan, Stri
     } else {
         (auther_for(cfg, s, &ctx)?, None)
     };
+    let ssh_server = if handler == "sshd" || listener == "sshd" {
+        if handler != listener {
+            return Err(format!("{ctx}: an sshd service needs both handler and listener sshd"));
+        }
+        Some(Arc::new(ssh_server_config(s, auther.clone(), &ctx)?))
+    } else {
+        None
+    };
     let read_timeout = hmd.get_duration(&["readTimeout"]).map_err(e)?.filter(|d| !d.is_zero()).unwrap_or(Duration::from_secs(15));
     if auther.is_some() && !is_proxy_handler(&handler) {
         // GOST ignores auth on a forwarding handler too; say so rather than let the
@@ -430,6 +456,7 @@ pub fn plan_service(cfg: &Config, s: &ServiceConfig) -> Result<ServicePlan, Stri
         read_timeout,
         ss_cipher,
         bind_chain,
+        ssh_server,
     })
 }
 
@@ -439,7 +466,7 @@ pub fn plan_service(cfg: &Config, s: &ServiceConfig) -> Result<ServicePlan, Stri
 fn auther_for(cfg: &Config, s: &ServiceConfig, ctx: &str) -> Result<Option<Arc<crate::auth::Auther>>, String> {
     let mut a = crate::auth::Auther::new();
     let mut any = false;
-    for au in s.handler.auth.iter().chain(s.handler.auths.iter()) {
+    for au in s.handler.auth.iter().chain(s.handler.auths.iter()).chain(s.listener.auth.iter()) {
         if !au.username.is_empty() {
             a.add(au.username.clone(), au.password.clone());
             any = true;
@@ -526,4 +553,21 @@ fn refuse_silent_changes(s: &ServiceConfig, ctx: &str) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Portway's SSH server for an `sshd` service: the host key from
+/// `privateKeyFile`, else one generated once and kept in Portway's config dir;
+/// password users from the service's auth; public keys from `authorizedKeys`.
+fn ssh_server_config(s: &ServiceConfig, auther: Option<Arc<crate::auth::Auther>>, ctx: &str) -> Result<crate::ssh::server::SshServerConfig, String> {
+    let md = |k: &[&str]| s.listener.metadata.get_string(k).or_else(|| s.handler.metadata.get_string(k)).filter(|v| !v.is_empty());
+    let key_path = match md(&["privateKeyFile"]) {
+        Some(p) => std::path::PathBuf::from(p),
+        None => crate::store::config_dir().map_err(|e| format!("{ctx}: {e}"))?.join("sshd_host_ed25519_key"),
+    };
+    let host_key = crate::ssh::server::load_or_generate_host_key(&key_path).map_err(|e| format!("{ctx}: host key: {e}"))?;
+    let authorized_keys = match md(&["authorizedKeys"]) {
+        Some(p) => crate::ssh::server::load_authorized_keys(std::path::Path::new(&p)).map_err(|e| format!("{ctx}: authorizedKeys: {e}"))?,
+        None => Vec::new(),
+    };
+    Ok(crate::ssh::server::SshServerConfig { host_key, auther, authorized_keys })
 }

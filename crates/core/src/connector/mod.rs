@@ -82,6 +82,18 @@ pub async fn connect(opts: &NodeOpts, mut conn: Conn, network: Network, addr: &s
             Ok(Conn::boxed(ssu::SsStream::new(conn, cipher.as_ref())))
         }
         ("ssu", Network::Tcp) => Err(io::Error::other("ssu carries UDP only (GOST's ssu connector has no TCP)")),
+        ("sshd", Network::Tcp) => match conn {
+            Conn::Ssh(session) => {
+                let (host, port) = crate::config::validate::split_host_port(addr).ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("{addr}: not host:port")))?;
+                let port: u16 = port.parse().map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, format!("{addr}: bad port")))?;
+                // GOST sends an empty host as is; OpenSSH wants a name: this machine.
+                let host = if host.is_empty() { "127.0.0.1" } else { host };
+                let s = session.open_direct_tcpip(host, port).await?;
+                Ok(Conn::boxed(s))
+            }
+            _ => Err(io::Error::other("ssh: invalid connection (an sshd node must be the chain's first hop)")),
+        },
+        ("sshd", Network::Udp) => Err(io::Error::other("UDP cannot go through an SSH hop (SSH forwards TCP only; GOST neither)")),
         (other, _) => Err(io::Error::other(format!("connector {other:?} is not implemented in Portway yet"))),
     }
 }
@@ -96,6 +108,9 @@ pub fn is_target_refusal(e: &io::Error) -> bool {
     }
     if let Some(e) = inner.downcast_ref::<crate::codec::socks4::Socks4Error>() {
         return matches!(e, crate::codec::socks4::Socks4Error::Refused { .. });
+    }
+    if let Some(e) = inner.downcast_ref::<crate::ssh::SshError>() {
+        return matches!(e, crate::ssh::SshError::ChannelRefused { .. });
     }
     if let Some(e) = inner.downcast_ref::<crate::codec::relay::RelayError>() {
         let m = e.to_string();

@@ -24,6 +24,7 @@ pub async fn serve(client: Conn, peer: SocketAddr, ctx: Arc<Ctx>) {
         "http" => proxy::http(client, peer, ctx).await,
         "relay" => proxy::relay_handler(client, peer, ctx).await,
         "ssu" => proxy::ssu_stream(client, peer, ctx).await,
+        "sshd" => proxy::sshd(client, peer, ctx).await,
         _ => crate::service::tcp::forward(client, peer, ctx).await,
     }
 }

@@ -445,3 +445,50 @@ pub async fn ssu_stream(client: Conn, peer: SocketAddr, ctx: Arc<Ctx>) {
     };
     unregister(&ctx, id, r.err());
 }
+
+/// Portway's SSH server (`-L sshd://user:pass@:2222`): OpenSSH clients forward
+/// through it with `ssh -N -L` (direct-tcpip, dialed through the service's
+/// chain) and `ssh -N -R` (tcpip-forward). Every channel is listed and counted.
+pub async fn sshd(client: Conn, peer: SocketAddr, ctx: Arc<Ctx>) {
+    let Some(cfg) = ctx.plan.ssh_server.clone() else { return };
+    let hooks = Arc::new(SshdHooks { ctx: ctx.clone(), peer });
+    let server = crate::ssh::server::SshServer::new((*cfg).clone(), hooks);
+    let r = tokio::select! {
+        _ = ctx.cancel.cancelled() => Ok(()),
+        r = server.serve(client, Some(peer)) => r,
+    };
+    if let Err(e) = r {
+        handshake_failed(&ctx, peer, "sshd", &e);
+    }
+}
+
+struct SshdHooks {
+    ctx: Arc<Ctx>,
+    peer: SocketAddr,
+}
+
+impl crate::ssh::server::SshServerHooks for SshdHooks {
+    fn dial(&self, host: String, port: u16) -> crate::ssh::server::BoxFuture<'static, std::io::Result<Conn>> {
+        let ctx = self.ctx.clone();
+        Box::pin(async move {
+            let target = crate::codec::addr::Addr::parse(&format!("{host}:{port}")).map(|a| a.to_string()).unwrap_or_else(|_| format!("{host}:{port}"));
+            match dial_target(&ctx, &target, None).await {
+                Some(Ok((c, _))) => Ok(c),
+                Some(Err(e)) => {
+                    ctx.counters.fail(e.clone());
+                    Err(std::io::Error::other(e))
+                }
+                None => Err(std::io::Error::other("service stopped")),
+            }
+        })
+    }
+
+    fn relay(&self, channel: Conn, peer: Conn) -> crate::ssh::server::BoxFuture<'static, ()> {
+        let ctx = self.ctx.clone();
+        let client = self.peer.to_string();
+        Box::pin(async move {
+            let target = peer.local_addr().map(|a| a.to_string()).unwrap_or_else(|| "ssh channel".into());
+            relay(&ctx, channel, peer, &client, &target, "sshd", &crate::chain::Route::default()).await;
+        })
+    }
+}

@@ -74,6 +74,30 @@ async fn bind_once(ctx: &Arc<Ctx>, chain: &ChainPlan, addr: &Addr) -> Result<Str
     };
     let opts = &hop.opts[i];
     let node = &hop.nodes[i];
+    if let Conn::Ssh(session) = &conn {
+        // rtcp over an SSH hop: `tcpip-forward`, each connection a forwarded-tcpip channel.
+        let host = match &addr.host {
+            crate::codec::addr::Host::Ip(ip) if ip.is_unspecified() => String::new(),
+            crate::codec::addr::Host::Ip(ip) => ip.to_string(),
+            crate::codec::addr::Host::Domain(d) => d.clone(),
+        };
+        let mut listener = session.tcpip_forward(&host, addr.port).await.map_err(|e| e.to_string())?;
+        info!(service = %plan.name, "rtcp: listening on port {} at {} ({}) over ssh → {}", listener.port(), node.name, node.addr, targets(ctx));
+        loop {
+            let next = tokio::select! {
+                _ = ctx.cancel.cancelled() => return Ok("service stopped".into()),
+                n = listener.accept() => n,
+            };
+            match next {
+                Ok(fc) => {
+                    let peer = Addr::parse(&fc.originator).unwrap_or_else(|_| Addr::ip(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0));
+                    let ctx = ctx.clone();
+                    tokio::spawn(async move { forward_inbound(ctx, Conn::boxed(fc.stream), peer).await });
+                }
+                Err(e) => return Ok(e.to_string()),
+            }
+        }
+    }
     match plan.network {
         Network::Tcp => {
             let (bound, listener) = match opts.connector.as_str() {

@@ -91,6 +91,17 @@ impl SshClientConfig {
     }
 }
 
+impl SshClientConfig {
+    /// What a cached session is shared by: the user and the credentials (a
+    /// session logged in with one key must not serve a node configured with
+    /// another). The password enters only as a checksum.
+    fn identity(&self) -> String {
+        let pw = self.password.as_deref().map(|p| crc32fast::hash(p.as_bytes())).unwrap_or(0);
+        let key = self.private_key_file.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+        format!("{}\u{0}{key}\u{0}{pw:08x}", self.user)
+    }
+}
+
 impl std::fmt::Debug for SshClientConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SshClientConfig")
@@ -453,7 +464,7 @@ impl SshPool {
         D: FnOnce() -> F,
         F: Future<Output = std::io::Result<Conn>>,
     {
-        let slot = lock(&self.slots).entry((addr.to_string(), cfg.user.clone())).or_default().clone();
+        let slot = lock(&self.slots).entry((addr.to_string(), cfg.identity())).or_default().clone();
         let mut current = slot.lock().await;
         if let Some(s) = current.as_ref().filter(|s| !s.is_closed()) {
             return Ok(s.clone());
@@ -465,8 +476,8 @@ impl SshPool {
     }
 
     /// Drops `session` from the pool if it is still the cached one.
-    pub async fn forget(&self, session: &Arc<SshSession>, user: &str) {
-        let slot = lock(&self.slots).get(&(session.addr.clone(), user.to_string())).cloned();
+    pub async fn forget(&self, session: &Arc<SshSession>, cfg: &SshClientConfig) {
+        let slot = lock(&self.slots).get(&(session.addr.clone(), cfg.identity())).cloned();
         if let Some(slot) = slot {
             let mut current = slot.lock().await;
             if current.as_ref().is_some_and(|s| Arc::ptr_eq(s, session)) {
@@ -492,7 +503,7 @@ impl SshPool {
         let session = self.session(addr, cfg, &dial).await?;
         match session.open_direct_tcpip(host, port).await {
             Err(SshError::SessionClosed { .. }) => {
-                self.forget(&session, &cfg.user).await;
+                self.forget(&session, cfg).await;
                 let session = self.session(addr, cfg, &dial).await?;
                 session.open_direct_tcpip(host, port).await
             }
@@ -517,7 +528,7 @@ impl SshPool {
         let session = self.session(addr, cfg, &dial).await?;
         match session.tcpip_forward(host, port).await {
             Err(SshError::SessionClosed { .. }) => {
-                self.forget(&session, &cfg.user).await;
+                self.forget(&session, cfg).await;
                 let session = self.session(addr, cfg, &dial).await?;
                 session.tcpip_forward(host, port).await
             }

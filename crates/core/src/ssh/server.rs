@@ -53,6 +53,18 @@ pub trait SshServerHooks: Send + Sync + 'static {
 }
 
 /// Server settings of one `sshd` service.
+impl std::fmt::Debug for SshServerConfig {
+    // The host key is a secret: show only its public fingerprint.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SshServerConfig")
+            .field("host_key", &super::fingerprint(self.host_key.public_key()))
+            .field("auther", &self.auther)
+            .field("authorized_keys", &self.authorized_keys.len())
+            .finish()
+    }
+}
+
+#[derive(Clone)]
 pub struct SshServerConfig {
     pub host_key: PrivateKey,
     /// Password users (the service's auther); `None` or empty: no password auth.
