@@ -121,3 +121,38 @@ async fn a_hop_that_cannot_bind_is_refused_at_start() {
     let portway_core::stats::ServiceState::Failed { error } = st.state else { panic!("{st:?}") };
     assert!(error.contains("\"http\"") && error.contains("cannot"), "{error}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_port_taken_on_the_hop_is_shown_and_retried_until_it_frees() {
+    let backend = tcp_backend("127.0.0.1", "private-service").await;
+    let hop = engine();
+    hop.apply(cmd(&["socks5://127.0.0.1:0?bind=true".into()], &[])).await;
+    let hop_addr = listening(&hop, "service-0");
+    // Something else already listens on the port the client wants on the hop.
+    let squatter = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = squatter.local_addr().expect("addr").port();
+    let client = engine();
+    client.apply(cmd(&[format!("rtcp://127.0.0.1:{port}/{}", backend.addr)], &[format!("socks5://{hop_addr}")])).await;
+    let deadline = tokio::time::Instant::now() + T;
+    loop {
+        let last = client.stats_now()[0].last_error.clone().map(|e| e.1).unwrap_or_default();
+        if last.contains("cannot bind") {
+            assert!(last.contains("retrying") && last.contains(&port.to_string()), "{last}");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no error shown for a taken port");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // The port frees: the next attempt binds it on the hop.
+    drop(squatter);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(12);
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    loop {
+        if let Ok((name, _)) = tcp_hello(addr).await {
+            assert_eq!(name, "private-service");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "not bound after the port freed");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
