@@ -69,10 +69,21 @@ async fn relay_with_auth_lazy_and_nodelay_and_a_wrong_password() {
     assert_eq!(name, "server-speaks-first");
     echo(&mut s, &vec![3u8; 200_000]).await.expect("bulk");
 
-    // Wrong password: the client's connection closes, the probe says why.
+    // Wrong password: the client's connection closes, and the rule says why once
+    // the (lazy) answer arrives.
     let wrong = engine();
     wrong.apply(cmd(&[format!("tcp://127.0.0.1:0/{}", greeter.addr)], &[format!("relay://u:bad@{saddr}?nodelay=true")])).await;
     assert!(tcp_hello(listening(&wrong, "service-0")).await.is_err());
+    let deadline = tokio::time::Instant::now() + T;
+    loop {
+        let last = wrong.stats_now()[0].last_error.clone().map(|e| e.1).unwrap_or_default();
+        if !last.is_empty() {
+            assert!(last.contains("relay") && last.contains("unauthorized") && !last.contains("bad"), "{last}");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no error on the rule");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -212,6 +212,12 @@ pub async fn relay(ctx: &Ctx, client: Conn, upstream: Conn, client_s: &str, targ
         r = crate::io::pipe_conn(client, upstream, &meter, plan.idle_timeout) => r,
     };
     let error = result.err().map(|e| io_msg(&e));
+    // A relay hop answers lazily: its refusal (a wrong password, an unreachable
+    // target) only shows once data flows. Show it on the rule like a dial error.
+    if let Some(e) = error.as_deref().filter(|e| e.starts_with("relay:")) {
+        ctx.counters.fail(e.to_string());
+        warn!(service = %plan.name, client = %client_s, target = %target, "{e}");
+    }
     if let Some(info) = ctx.conns.remove(id) {
         debug!(service = %plan.name, client = %client_s, target = %target, bytes_in = info.bytes_in, bytes_out = info.bytes_out, "closed{}", error.as_ref().map(|e| format!(": {e}")).unwrap_or_default());
         let _ = ctx.events.send(Event::ConnClosed { conn: info, error });
