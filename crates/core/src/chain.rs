@@ -194,23 +194,10 @@ async fn within<T>(timeout: Duration, f: impl std::future::Future<Output = io::R
 /// `dial_network` with GOST's router retries.
 pub async fn dial_retry_network(chain: Option<&ChainPlan>, network: Network, target: &str, timeout: Duration, hash_key: Option<&str>, retries: u32) -> Result<(Conn, Route), String> {
     let mut last = String::new();
-    for _ in 0..=retries {
+    for attempt in 0..=retries {
         match dial_network(chain, network, target, timeout, hash_key).await {
             Ok(x) => return Ok(x),
-            Err((e, _)) => last = e,
-        }
-    }
-    Err(last)
-}
-
-/// `dial` with GOST's router retries: up to `retries` more attempts, each routing
-/// the chain afresh (a failed node is marked, so the selector avoids it next time).
-pub async fn dial_retry(chain: Option<&ChainPlan>, target: &str, timeout: Duration, hash_key: Option<&str>, retries: u32) -> Result<(Conn, Route), String> {
-    let mut last = String::new();
-    for attempt in 0..=retries {
-        match dial(chain, target, timeout, hash_key).await {
-            Ok(x) => return Ok(x),
-            Err(e) => {
+            Err((e, _)) => {
                 if attempt < retries {
                     tracing::debug!(target = %target, "dial attempt {} of {} failed: {e}", attempt + 1, retries + 1);
                 }
@@ -219,4 +206,10 @@ pub async fn dial_retry(chain: Option<&ChainPlan>, target: &str, timeout: Durati
         }
     }
     Err(last)
+}
+
+/// `dial` with GOST's router retries: up to `retries` more attempts, each routing
+/// the chain afresh (a failed node is marked, so the selector avoids it next time).
+pub async fn dial_retry(chain: Option<&ChainPlan>, target: &str, timeout: Duration, hash_key: Option<&str>, retries: u32) -> Result<(Conn, Route), String> {
+    dial_retry_network(chain, Network::Tcp, target, timeout, hash_key, retries).await
 }

@@ -43,6 +43,11 @@ impl Conn {
         }
     }
 
+    /// `conn` with a relay answer still to read (and check) before its payload.
+    pub fn with_relay_answer(conn: Conn, pending: Option<crate::connector::relay::PendingResponse>) -> Conn {
+        Conn::boxed(RelayBack { inner: conn, pending })
+    }
+
     /// The plain socket under this connection, if there is one, with what the
     /// data path must do before piping it: send bytes already read on, or read
     /// and check a relay answer. Wrapped transports (TLS) stay as they are.
@@ -64,7 +69,7 @@ impl Conn {
                 Ok((Conn::Tcp(s), Some(pending))) => Ok((s, Pre::RelayAnswer(pending))),
                 // Not a plain socket underneath (TLS): keep reading the answer
                 // in front of the payload, through the wrapper.
-                Ok((other, pending)) => Err(Conn::boxed(RelayBack { inner: other, pending })),
+                Ok((other, pending)) => Err(Conn::with_relay_answer(other, pending)),
                 Err(r) => Err(Conn::Relay(Box::new(r))),
             },
             other => Err(other),

@@ -275,7 +275,7 @@ fn rewrap(s: TcpStream, pre: Pre) -> Conn {
     match pre {
         Pre::None => Conn::Tcp(s),
         Pre::Deliver(b) => Conn::prefixed(b, Conn::Tcp(s)),
-        Pre::RelayAnswer(p) => Conn::boxed(RelayAnswerFirst { s, p: Some(p) }),
+        Pre::RelayAnswer(p) => Conn::with_relay_answer(Conn::Tcp(s), Some(p)),
     }
 }
 
@@ -308,47 +308,6 @@ async fn pre_step(src: &TcpStream, dst: &TcpStream, pre: Pre, meter: &Meter, dir
                 }
             }
         }
-    }
-}
-
-/// A socket whose relay answer is read through the generic path (the other side
-/// of the pipe is not a plain socket).
-struct RelayAnswerFirst {
-    s: TcpStream,
-    p: Option<crate::connector::relay::PendingResponse>,
-}
-
-impl tokio::io::AsyncRead for RelayAnswerFirst {
-    fn poll_read(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>, buf: &mut tokio::io::ReadBuf<'_>) -> std::task::Poll<io::Result<()>> {
-        let me = self.get_mut();
-        while let Some(p) = &mut me.p {
-            let need = p.need().map_err(io::Error::from)?;
-            if need == 0 {
-                p.finish().map_err(io::Error::from)?;
-                me.p = None;
-                break;
-            }
-            let mut tmp = [0u8; 512];
-            let mut rb = tokio::io::ReadBuf::new(&mut tmp[..need.min(512)]);
-            std::task::ready!(std::pin::Pin::new(&mut me.s).poll_read(cx, &mut rb))?;
-            if rb.filled().is_empty() {
-                return std::task::Poll::Ready(Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("relay: {} closed without an answer", p.server))));
-            }
-            p.got.extend_from_slice(rb.filled());
-        }
-        std::pin::Pin::new(&mut me.s).poll_read(cx, buf)
-    }
-}
-
-impl tokio::io::AsyncWrite for RelayAnswerFirst {
-    fn poll_write(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>, buf: &[u8]) -> std::task::Poll<io::Result<usize>> {
-        std::pin::Pin::new(&mut self.get_mut().s).poll_write(cx, buf)
-    }
-    fn poll_flush(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<io::Result<()>> {
-        std::pin::Pin::new(&mut self.get_mut().s).poll_flush(cx)
-    }
-    fn poll_shutdown(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<io::Result<()>> {
-        std::pin::Pin::new(&mut self.get_mut().s).poll_shutdown(cx)
     }
 }
 

@@ -44,6 +44,9 @@ pub struct NodeOpts {
     pub dialer_md: Metadata,
     /// Client TLS for a `tls` dialer.
     pub tls: Option<(Arc<rustls::ClientConfig>, rustls::pki_types::ServerName<'static>)>,
+    /// The Shadowsocks cipher of an `ssu` connector (auth = method:password),
+    /// derived once here rather than per session.
+    pub ss_cipher: Option<crate::codec::ss::SsCipher>,
     /// SSH client settings for an `sshd` dialer (GOST puts `user:pass@` there).
     pub ssh: Option<crate::ssh::client::SshClientConfig>,
 }
@@ -278,14 +281,16 @@ fn node_opts(n: &NodeConfig, connector: String, dialer: String, ctx: &str) -> Re
     if dialer == "udp" && connector != "ssu" {
         return Err(format!("{ctx}: dialer \"udp\" only carries the ssu connector in Portway (GOST's datagram transports for {connector} are not implemented)"));
     }
-    if connector == "ssu" {
-        let (m, p) = auth.clone().unwrap_or_default();
-        let key = c.metadata.get_string(&["key"]);
-        crate::codec::ss::SsCipher::new(&m, &p, key.as_deref().map(str::as_bytes)).map_err(|e| format!("{ctx}: connector.auth: {e}"))?;
+    let ss_cipher = if connector == "ssu" {
         if dialer != "udp" && !matches!(dialer.as_str(), "tcp" | "tls") {
             return Err(format!("{ctx}: ssu over dialer {dialer:?} is not implemented in Portway yet"));
         }
-    }
+        let (m, p) = auth.clone().unwrap_or_default();
+        let key = c.metadata.get_string(&["key"]);
+        crate::codec::ss::SsCipher::new(&m, &p, key.as_deref().map(str::as_bytes)).map_err(|e| format!("{ctx}: connector.auth: {e}"))?
+    } else {
+        None
+    };
     let ssh = if dialer == "sshd" || connector == "sshd" {
         if dialer != connector {
             return Err(format!("{ctx}: an sshd node needs both connector and dialer sshd (GOST: the dialer opens the SSH session, the connector its channels)"));
@@ -299,7 +304,7 @@ fn node_opts(n: &NodeConfig, connector: String, dialer: String, ctx: &str) -> Re
     } else {
         None
     };
-    Ok(NodeOpts { addr: n.addr.clone(), connector, dialer, auth, ssh, connector_md: c.metadata, dialer_md: d.metadata, tls })
+    Ok(NodeOpts { addr: n.addr.clone(), connector, dialer, auth, ss_cipher, ssh, connector_md: c.metadata, dialer_md: d.metadata, tls })
 }
 
 fn check_type(gost: &[&str], ours: &[&str], what: &str, kind: &str, ctx: &str) -> Result<(), String> {

@@ -76,10 +76,7 @@ pub async fn connect(opts: &NodeOpts, mut conn: Conn, network: Network, addr: &s
         // ssu over a stream transport (`ssu+tls://`): a Shadowsocks stream carrying
         // GOST's UDP-over-stream frames (the datagram form is the UDP service's).
         ("ssu", Network::Udp) => {
-            let (m, p) = opts.auth.clone().unwrap_or_default();
-            let key = opts.connector_md.get_string(&["key"]);
-            let cipher = crate::codec::ss::SsCipher::new(&m, &p, key.as_deref().map(str::as_bytes)).map_err(io::Error::from)?;
-            Ok(Conn::boxed(ssu::SsStream::new(conn, cipher.as_ref())))
+            Ok(Conn::boxed(ssu::SsStream::new(conn, opts.ss_cipher.as_ref())))
         }
         ("ssu", Network::Tcp) => Err(io::Error::other("ssu carries UDP only (GOST's ssu connector has no TCP)")),
         ("sshd", Network::Tcp) => match conn {

@@ -8,7 +8,7 @@ pub mod tcp;
 pub mod udp;
 
 use crate::config::validate::ServicePlan;
-use crate::stats::{ConnRegistry, Event, ServiceCounters};
+use crate::stats::{unix_millis, ConnCounters, ConnInfo, ConnRegistry, Event, Meter, ServiceCounters};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -72,6 +72,38 @@ pub fn io_msg(e: &io::Error) -> String {
                 Some(i) => s[..i].to_lowercase(),
                 None => s,
             }
+        }
+    }
+}
+
+impl Ctx {
+    /// Lists a connection or UDP session under `id` (closed through `cancel`),
+    /// tells subscribers, and returns the meter its bytes go to.
+    pub fn open_conn(&self, id: u64, cancel: &CancellationToken, network: &str, client: &str, target: &str, node: &str) -> Meter {
+        let counters = Arc::new(ConnCounters::default());
+        let info = ConnInfo {
+            id,
+            service: self.plan.name.clone(),
+            network: network.into(),
+            client: client.into(),
+            target: target.into(),
+            node: node.into(),
+            since: unix_millis(),
+            bytes_in: 0,
+            bytes_out: 0,
+        };
+        let opened = (self.events.receiver_count() > 0).then(|| info.clone());
+        self.conns.insert(info, counters.clone(), cancel.clone());
+        if let Some(conn) = opened {
+            let _ = self.events.send(Event::ConnOpened { conn });
+        }
+        Meter { conn: counters, service: self.counters.clone() }
+    }
+
+    /// Takes a connection off the list and reports it closed.
+    pub fn close_conn(&self, id: u64, error: Option<String>) {
+        if let Some(conn) = self.conns.remove(id) {
+            let _ = self.events.send(Event::ConnClosed { conn, error });
         }
     }
 }

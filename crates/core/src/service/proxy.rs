@@ -8,7 +8,7 @@ use crate::codec::addr::Addr;
 use crate::codec::socks5::{cmd, rep};
 use crate::conn::Conn;
 use crate::handler::{http, relay as hrelay, socks4, socks5};
-use crate::stats::{unix_millis, ConnCounters, ConnInfo, Event, Meter};
+use crate::stats::Meter;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use tokio::io::AsyncReadExt;
@@ -222,30 +222,13 @@ async fn bind_udp_like(peer: SocketAddr) -> std::io::Result<tokio::net::UdpSocke
 /// Lists a connection that does not go through [`relay`] (a UDP association).
 fn register(ctx: &Ctx, peer: SocketAddr, network: &str, target: &str, node: &str) -> (u64, Meter, tokio_util::sync::CancellationToken) {
     let id = ctx.conns.next_id();
-    let counters = Arc::new(ConnCounters::default());
     let cancel = ctx.cancel.child_token();
-    let info = ConnInfo {
-        id,
-        service: ctx.plan.name.clone(),
-        network: network.into(),
-        client: peer.to_string(),
-        target: target.into(),
-        node: node.into(),
-        since: unix_millis(),
-        bytes_in: 0,
-        bytes_out: 0,
-    };
-    if ctx.events.receiver_count() > 0 {
-        let _ = ctx.events.send(Event::ConnOpened { conn: info.clone() });
-    }
-    ctx.conns.insert(info, counters.clone(), cancel.clone());
-    (id, Meter { conn: counters, service: ctx.counters.clone() }, cancel)
+    let meter = ctx.open_conn(id, &cancel, network, &peer.to_string(), target, node);
+    (id, meter, cancel)
 }
 
 fn unregister(ctx: &Ctx, id: u64, error: Option<String>) {
-    if let Some(info) = ctx.conns.remove(id) {
-        let _ = ctx.events.send(Event::ConnClosed { conn: info, error });
-    }
+    ctx.close_conn(id, error);
 }
 
 /// GOST's `socks4`/`socks4a` handler: CONNECT only.

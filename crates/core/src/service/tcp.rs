@@ -6,7 +6,7 @@
 use super::{bind_addrs, io_msg, v4_fallback, Ctx, Started};
 use crate::chain::{self, Conn};
 
-use crate::stats::{unix_millis, ConnCounters, ConnInfo, Event, Meter};
+use crate::stats::{unix_millis, Event};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
@@ -186,27 +186,11 @@ pub async fn dial_target(ctx: &Ctx, target: &str, hash_key: Option<&str>) -> Opt
 pub async fn relay(ctx: &Ctx, client: Conn, upstream: Conn, client_s: &str, target: &str, node: &str, route: &chain::Route) {
     let plan = &ctx.plan;
     let id = ctx.conns.next_id();
-    let counters = Arc::new(ConnCounters::default());
     let cancel = ctx.cancel.child_token();
     // Through a chain, the node column shows the last hop's node.
-    let node = route.hops.iter().rev().find(|h| h.hop != "target").map(|h| h.node.clone()).unwrap_or_else(|| node.to_string());
-    let info = ConnInfo {
-        id,
-        service: plan.name.clone(),
-        network: "tcp".into(),
-        client: client_s.to_string(),
-        target: target.to_string(),
-        node,
-        since: unix_millis(),
-        bytes_in: 0,
-        bytes_out: 0,
-    };
-    if ctx.events.receiver_count() > 0 {
-        let _ = ctx.events.send(Event::ConnOpened { conn: info.clone() });
-    }
-    ctx.conns.insert(info, counters.clone(), cancel.clone());
+    let node = route.hops.iter().rev().find(|h| h.hop != "target").map(|h| h.node.as_str()).unwrap_or(node);
+    let meter = ctx.open_conn(id, &cancel, "tcp", client_s, target, node);
     debug!(service = %plan.name, client = %client_s, target = %target, route = ?route.path, "connected");
-    let meter = Meter { conn: counters, service: ctx.counters.clone() };
     let result = tokio::select! {
         _ = cancel.cancelled() => Err(io::Error::new(io::ErrorKind::Interrupted, "closed by user")),
         r = crate::io::pipe_conn(client, upstream, &meter, plan.idle_timeout) => r,

@@ -14,7 +14,7 @@
 //!   a warning.
 
 use super::{bind_addrs, io_msg, v4_fallback, Ctx, Started};
-use crate::stats::{unix_millis, ConnCounters, ConnInfo, Event, Meter};
+use crate::stats::{unix_millis, Meter};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io;
@@ -272,10 +272,7 @@ async fn session(a: SessionArgs) {
         let node = &hop.nodes[n];
         let assoc = async {
             let server = crate::chain::resolve(&node.addr).await?.into_iter().next().ok_or_else(|| io::Error::other("no address"))?;
-            let (m, p) = hop.opts[n].auth.clone().unwrap_or_default();
-            let key = hop.opts[n].connector_md.get_string(&["key"]);
-            let cipher = crate::codec::ss::SsCipher::new(&m, &p, key.as_deref().map(str::as_bytes)).map_err(io::Error::from)?;
-            crate::connector::ssu::SsuAssociation::connect(server, cipher).await
+            crate::connector::ssu::SsuAssociation::connect(server, hop.opts[n].ss_cipher.clone()).await
         };
         let assoc = match tokio::time::timeout(plan.dial_timeout, assoc).await {
             Ok(Ok(a)) => {
@@ -299,9 +296,7 @@ async fn session(a: SessionArgs) {
         pending.fetch_sub(1, Relaxed);
         let (error, leftovers) = ssu_session(&ctx, id, peer, &target.addr, &node.name, assoc, rx, &idle, &cancel, &sock).await;
         fast.closed.store(true, SeqCst);
-        if let Some(info) = ctx.conns.remove(id) {
-            let _ = ctx.events.send(Event::ConnClosed { conn: info, error });
-        }
+        ctx.close_conn(id, error);
         finish(false, leftovers);
         return;
     }
@@ -323,9 +318,7 @@ async fn session(a: SessionArgs) {
         let node = route.hops.iter().rev().find(|h| h.hop != "target").map(|h| h.node.clone()).unwrap_or_else(|| target.name.clone());
         let (error, leftovers) = chained(&ctx, id, peer, &target.addr, &node, conn, &route, rx, &idle, &cancel, &sock).await;
         fast.closed.store(true, SeqCst);
-        if let Some(info) = ctx.conns.remove(id) {
-            let _ = ctx.events.send(Event::ConnClosed { conn: info, error });
-        }
+        ctx.close_conn(id, error);
         finish(false, leftovers);
         return;
     }
@@ -350,21 +343,7 @@ async fn session(a: SessionArgs) {
         }
     };
     pending.fetch_sub(1, Relaxed);
-    let counters = Arc::new(ConnCounters::default());
-    let info = ConnInfo {
-        id,
-        service: plan.name.clone(),
-        network: "udp".into(),
-        client: peer.to_string(),
-        target: target.addr.clone(),
-        node: target.name.clone(),
-        since: unix_millis(),
-        bytes_in: 0,
-        bytes_out: 0,
-    };
-    ctx.conns.insert(info.clone(), counters.clone(), cancel.clone());
-    let _ = ctx.events.send(Event::ConnOpened { conn: info });
-    let meter = Meter { conn: counters, service: ctx.counters.clone() };
+    let meter = ctx.open_conn(id, &cancel, "udp", &peer.to_string(), &target.addr, &target.name);
     let upstream = Arc::new(upstream);
     let _ = fast.up.set((upstream.clone(), meter.clone()));
     debug!(service = %plan.name, client = %peer, target = %target.addr, node = %target.name, "udp session opened");
@@ -477,9 +456,7 @@ async fn session(a: SessionArgs) {
     // Stop the reader's fast path first: a datagram that arrives after this point must
     // reach the next session (and the next target), not the socket of one that ended.
     fast.closed.store(true, SeqCst);
-    if let Some(info) = ctx.conns.remove(id) {
-        let _ = ctx.events.send(Event::ConnClosed { conn: info, error });
-    }
+    ctx.close_conn(id, error);
     if announced {
         c.active.fetch_sub(1, Relaxed);
     } else {
@@ -518,22 +495,8 @@ async fn chained(
         },
         Err(e) => return (Some(format!("{target}: {}", io_msg(&e))), drain(rx)),
     };
-    let counters = Arc::new(ConnCounters::default());
-    let info = ConnInfo {
-        id,
-        service: plan.name.clone(),
-        network: "udp".into(),
-        client: peer.to_string(),
-        target: target.to_string(),
-        node: node.to_string(),
-        since: unix_millis(),
-        bytes_in: 0,
-        bytes_out: 0,
-    };
-    ctx.conns.insert(info.clone(), counters.clone(), cancel.clone());
-    let _ = ctx.events.send(Event::ConnOpened { conn: info });
+    let meter = ctx.open_conn(id, cancel, "udp", &peer.to_string(), target, node);
     debug!(service = %plan.name, client = %peer, target = %target, route = ?route.path, "udp session opened through the chain");
-    let meter = Meter { conn: counters, service: ctx.counters.clone() };
     let (mut rd, mut wr) = tokio::io::split(conn);
     let (reply_tx, mut reply_rx) = mpsc::unbounded_channel::<()>();
     let framing = crate::connector::udp_framing(&route.last_connector);
@@ -638,21 +601,7 @@ async fn ssu_session(
         Some(a) => crate::codec::addr::Addr::from(a),
         None => return (Some(format!("{target}: no address")), drain(rx)),
     };
-    let counters = Arc::new(ConnCounters::default());
-    let info = ConnInfo {
-        id,
-        service: plan.name.clone(),
-        network: "udp".into(),
-        client: peer.to_string(),
-        target: target.to_string(),
-        node: node.to_string(),
-        since: unix_millis(),
-        bytes_in: 0,
-        bytes_out: 0,
-    };
-    ctx.conns.insert(info.clone(), counters.clone(), cancel.clone());
-    let _ = ctx.events.send(Event::ConnOpened { conn: info });
-    let meter = Meter { conn: counters, service: ctx.counters.clone() };
+    let meter = ctx.open_conn(id, cancel, "udp", &peer.to_string(), target, node);
     let (mut sent, mut got) = (0u64, 0u64);
     let error = loop {
         tokio::select! {
