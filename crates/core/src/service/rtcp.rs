@@ -5,7 +5,6 @@
 //! service's target. A lost tunnel is re-established with GOST's backoff (1 s,
 //! 2 s, 4 s, then every 5 s), and the rule shows why meanwhile.
 
-use super::tcp::{dial_target, relay};
 use super::{io_msg, Ctx, Started};
 use crate::codec::addr::Addr;
 use crate::config::validate::{ChainPlan, Network};
@@ -145,42 +144,15 @@ fn targets(ctx: &Ctx) -> String {
 /// One connection that arrived at the remote port: to a target of the service,
 /// through the handler's chain if it has one.
 async fn forward_inbound(ctx: Arc<Ctx>, client: Conn, peer: Addr) {
-    let plan = &ctx.plan;
     let c = &ctx.counters;
     c.total.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     c.active.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let _guard = Active(&c.active);
-    let peer_s = peer.to_string();
-    let hash_key = plan.wants_hash_key().then(|| match &peer.host {
+    let _guard = super::tcp::ActiveGuard(&c.active);
+    let hash_key = ctx.plan.wants_hash_key().then(|| match &peer.host {
         crate::codec::addr::Host::Ip(ip) => ip.to_string(),
         crate::codec::addr::Host::Domain(d) => d.clone(),
     });
-    let Some(idx) = plan.selector.select(&plan.targets, hash_key.as_deref()) else {
-        c.fail("node not available: every target is marked failed");
-        return;
-    };
-    let target = &plan.targets[idx];
-    let (up, route) = match dial_target(&ctx, &target.addr, hash_key.as_deref()).await {
-        Some(Ok(x)) => {
-            target.marker.reset();
-            x
-        }
-        Some(Err(e)) => {
-            target.marker.mark();
-            c.fail(e.clone());
-            warn!(service = %plan.name, client = %peer_s, target = %target.addr, "{e}");
-            return;
-        }
-        None => return,
-    };
-    relay(&ctx, client, up, &peer_s, &target.addr, &target.name, &route).await;
-}
-
-struct Active<'a>(&'a std::sync::atomic::AtomicU64);
-impl Drop for Active<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-    }
+    super::tcp::forward_to_target(client, &peer.to_string(), hash_key.as_deref(), &ctx).await;
 }
 
 /// rudp: datagrams from remote peers arrive framed with the peer's address; each

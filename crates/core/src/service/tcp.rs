@@ -144,19 +144,25 @@ async fn handle(sock: TcpStream, peer: SocketAddr, ctx: Arc<Ctx>) {
 /// The local forwarding handler (`tcp`, `forward`, `rtcp` without a chain): one
 /// forwarder target per connection.
 pub async fn forward(client: Conn, peer: SocketAddr, ctx: Arc<Ctx>) {
+    // Only the hash strategy reads the client IP as text; skip the allocation otherwise.
+    let hash_key = ctx.plan.wants_hash_key().then(|| peer.ip().to_string());
+    forward_to_target(client, &peer.to_string(), hash_key.as_deref(), &ctx).await;
+}
+
+/// Picks a forwarder target for one client (`client_s` for the connection list,
+/// `hash_key` for the hash strategy), dials it and pipes; a failed dial marks
+/// the target and closes the client, as GOST does. Remote forwarding hands its
+/// inbound connections here too.
+pub async fn forward_to_target(client: Conn, client_s: &str, hash_key: Option<&str>, ctx: &Ctx) {
     let plan = &ctx.plan;
     let c = &ctx.counters;
-    let client_s = peer.to_string();
-    // Only the hash strategy reads the client IP as text; skip the allocation otherwise.
-    let hash_key = plan.wants_hash_key().then(|| peer.ip().to_string());
-    let hash_key = hash_key.as_deref();
     let Some(idx) = plan.selector.select(&plan.targets, hash_key) else {
         c.fail("node not available: every target is marked failed");
         warn!(service = %plan.name, client = %client_s, "node not available: every target is marked failed");
         return;
     };
     let target = &plan.targets[idx];
-    let (conn, route) = match dial_target(&ctx, &target.addr, hash_key).await {
+    let (conn, route) = match dial_target(ctx, &target.addr, hash_key).await {
         Some(Ok(x)) => {
             target.marker.reset();
             x
@@ -169,7 +175,7 @@ pub async fn forward(client: Conn, peer: SocketAddr, ctx: Arc<Ctx>) {
         }
         None => return,
     };
-    relay(&ctx, client, conn, &client_s, &target.addr, &target.name, &route).await;
+    relay(ctx, client, conn, client_s, &target.addr, &target.name, &route).await;
 }
 
 /// Dials `target` through the service's chain with its retries; `None` when the
@@ -208,7 +214,7 @@ pub async fn relay(ctx: &Ctx, client: Conn, upstream: Conn, client_s: &str, targ
     }
 }
 
-struct ActiveGuard<'a>(&'a std::sync::atomic::AtomicU64);
+pub(crate) struct ActiveGuard<'a>(pub(crate) &'a std::sync::atomic::AtomicU64);
 impl Drop for ActiveGuard<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Relaxed);
