@@ -15,15 +15,15 @@ use tokio::sync::broadcast;
 
 pub struct Backend {
     /// The engine's own runtime: forwarding never shares threads with the UI's.
-    rt: Runtime,
-    engine: Engine,
-    store: ProfileStore,
-    active: Mutex<String>,
+    pub(crate) rt: Runtime,
+    pub(crate) engine: Engine,
+    pub(crate) store: ProfileStore,
+    pub(crate) active: Mutex<String>,
     /// Load warnings of the active profile.
     warnings: Mutex<Vec<String>>,
 }
 
-fn store_err(e: StoreError) -> AppError {
+pub(crate) fn store_err(e: StoreError) -> AppError {
     match e {
         StoreError::Load(l) => AppError { code: ErrorCode::Parse, message: l.to_string(), rule: None, field: None, retryable: false },
         StoreError::NoSuchProfile(n) => AppError::new(ErrorCode::NotFound, format!("no profile named {n:?}")),
@@ -38,7 +38,7 @@ fn name_taken(name: &str) -> AppError {
     AppError { field: Some("name".into()), ..AppError::new(ErrorCode::AlreadyExists, format!("a profile named {name:?} already exists")) }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -60,7 +60,7 @@ fn parse_cmdline(text: &str) -> Option<Result<Config, AppError>> {
     Some(parse())
 }
 
-fn state_of(s: &ServiceStatus) -> (RuleState, Option<String>) {
+pub(crate) fn state_of(s: &ServiceStatus) -> (RuleState, Option<String>) {
     match &s.state {
         ServiceState::Running => (RuleState::Running, None),
         ServiceState::Stopped => (RuleState::Stopped, None),
@@ -109,7 +109,7 @@ impl Backend {
         &self.rt
     }
 
-    fn load_active(&self) -> Result<(String, Loaded), AppError> {
+    pub(crate) fn load_active(&self) -> Result<(String, Loaded), AppError> {
         let name = lock(&self.active).clone();
         let loaded = self.store.load(&name).map_err(store_err)?;
         Ok((name, loaded))
@@ -123,7 +123,7 @@ impl Backend {
 
     /// Runs `cfg` (profile `profile`) as a diff against what runs, keeping the
     /// profile's switched-off rules off.
-    fn apply(&self, profile: &str, cfg: Config) -> Result<(), AppError> {
+    pub(crate) fn apply(&self, profile: &str, cfg: Config) -> Result<(), AppError> {
         self.engine.set_disabled(self.disabled(profile)?);
         let e = self.engine.clone();
         self.rt.block_on(async move { e.apply(cfg).await });

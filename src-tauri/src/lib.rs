@@ -3,7 +3,10 @@
 //! only sends typed commands and receives a stats stream.
 
 pub mod backend;
+pub mod chains;
 pub mod commands;
+pub mod conns;
+pub mod desktop;
 
 use portway_core::store::ProfileStore;
 use std::sync::Arc;

@@ -5,6 +5,15 @@
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
+// The Chains view; the Connections and Traffic views; tray, settings, logs and
+// notifications.
+mod chains;
+mod conns;
+mod desktop;
+pub use chains::*;
+pub use conns::*;
+pub use desktop::*;
+
 /// A rule as the form edits it: the core's rule type itself, exported to TypeScript
 /// under the names the window uses.
 pub use portway_core::rule::{Rule as RuleDraft, RuleKind as RuleKindDto};
