@@ -293,6 +293,24 @@ describe("rule editor", () => {
     expect(b.callsOf("rule_preview")[0].args).toEqual({ draft: snapshot().rules[0].rule });
   });
 
+  it("masks passwords in the GOST equivalent until asked, and copies the real text", async () => {
+    const cmdline = "gost -L tcp://127.0.0.1:8080/127.0.0.1:8000 -F socks5://bob:s3cr3t@127.0.0.1:1080";
+    const yaml = "chains:\n- name: c\n  hops:\n  - name: h\n    nodes:\n    - name: n\n      addr: 127.0.0.1:1080\n      connector:\n        type: socks5\n        auth:\n          username: bob\n          password: s3cr3t\n";
+    await renderApp(backend({ rule_preview: () => ({ cmdline, yaml }) }));
+    const written: string[] = [];
+    Object.defineProperty(navigator, "clipboard", { value: { writeText: async (t: string) => void written.push(t) }, configurable: true });
+    await fireEvent.click(screen.getByTestId("edit-rule-web"));
+    const editor = await screen.findByTestId("rule-editor");
+    const cmd = await within(editor).findByTestId("preview-cmdline", {}, { timeout: 2000 });
+    expect(cmd.textContent).toBe("gost -L tcp://127.0.0.1:8080/127.0.0.1:8000 -F socks5://bob:••••@127.0.0.1:1080");
+    expect(within(editor).getByTestId("preview-yaml").textContent).not.toContain("s3cr3t");
+    await fireEvent.click(within(editor).getByTestId("copy-cmdline"));
+    await waitFor(() => expect(written).toEqual([cmdline]));
+    await fireEvent.click(within(editor).getByTestId("preview-show-secrets"));
+    expect(within(editor).getByTestId("preview-cmdline").textContent).toBe(cmdline);
+    expect(within(editor).getByTestId("preview-yaml").textContent).toContain("password: s3cr3t");
+  });
+
   it("Duplicate opens a new rule with a free name", async () => {
     await renderApp();
     await fireEvent.click(screen.getByTestId("duplicate-rule-web"));
