@@ -115,6 +115,12 @@ pub async fn dial_route(chain: Option<&ChainPlan>, network: Network, target: Opt
             }
         };
     };
+    // Boxed: the hops' connectors and dialers make a state machine of several KiB,
+    // which plain forwarding (no chain) should not carry in every connection's task.
+    Box::pin(dial_chain(chain, network, target, timeout, hash_key, route)).await
+}
+
+async fn dial_chain(chain: &ChainPlan, network: Network, target: Option<&str>, timeout: Duration, hash_key: Option<&str>, mut route: Route) -> Result<(Conn, Route), (String, Route)> {
     let mut conn: Option<Conn> = None;
     let mut prev: Option<&crate::config::validate::NodeOpts> = None;
     for hop in &chain.hops {

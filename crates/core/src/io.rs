@@ -260,7 +260,15 @@ pub async fn pipe_conn(client: Conn, target: Conn, meter: &Meter, idle: Duration
             };
             with_idle(both_ways(up, down), &last, idle).await
         }
-        Err((a, b)) => {
+        // Boxed so that plain TCP forwarding's tasks stay small.
+        Err((a, b)) => Box::pin(copy_conns(a, b, meter, idle)).await,
+    }
+}
+
+/// The buffered path of `pipe_conn`, for wrapped streams.
+async fn copy_conns(a: Conn, b: Conn, meter: &Meter, idle: Duration) -> io::Result<()> {
+    {
+        {
             let last = AtomicU64::new(crate::stats::unix_millis());
             let (ar, aw) = tokio::io::split(a);
             let (br, bw) = tokio::io::split(b);

@@ -17,14 +17,17 @@ use std::sync::Arc;
 /// decrypted) connection.
 pub async fn serve(client: Conn, peer: SocketAddr, ctx: Arc<Ctx>) {
     use crate::service::proxy;
+    // Every connection's task holds this future; the proxy handlers' state machines
+    // are several KiB each, so they are boxed when reached instead of making every
+    // task (port forwarding's included) as big as the largest of them.
     match ctx.plan.handler.as_str() {
-        "socks5" | "socks" => proxy::socks5(client, peer, ctx).await,
-        "socks4" | "socks4a" => proxy::socks4(client, peer, ctx).await,
-        "auto" => proxy::auto(client, peer, ctx).await,
-        "http" => proxy::http(client, peer, ctx).await,
-        "relay" => proxy::relay_handler(client, peer, ctx).await,
-        "ssu" => proxy::ssu_stream(client, peer, ctx).await,
-        "sshd" => proxy::sshd(client, peer, ctx).await,
+        "socks5" | "socks" => Box::pin(proxy::socks5(client, peer, ctx)).await,
+        "socks4" | "socks4a" => Box::pin(proxy::socks4(client, peer, ctx)).await,
+        "auto" => Box::pin(proxy::auto(client, peer, ctx)).await,
+        "http" => Box::pin(proxy::http(client, peer, ctx)).await,
+        "relay" => Box::pin(proxy::relay_handler(client, peer, ctx)).await,
+        "ssu" => Box::pin(proxy::ssu_stream(client, peer, ctx)).await,
+        "sshd" => Box::pin(proxy::sshd(client, peer, ctx)).await,
         _ => crate::service::tcp::forward(client, peer, ctx).await,
     }
 }
