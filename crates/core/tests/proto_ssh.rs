@@ -6,140 +6,18 @@
 mod common;
 
 use common::peers::ChildGuard;
-use common::{tcp_backend, T};
+use common::sshd::{current_user, keygen, libc_kill, openssh_fingerprint, setup, Sshd};
+use common::{free_port, tcp_backend, T};
 use portway_core::conn::Conn;
 use portway_core::ssh::client::{HostKeyPolicy, SshClientConfig, SshPool, SshSession};
 use portway_core::ssh::server::{load_authorized_keys, load_or_generate_host_key, BoxFuture, SshServer, SshServerConfig, SshServerHooks};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
-
-fn keygen(path: &Path) {
-    let st = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-        .arg(path)
-        .stdout(Stdio::null())
-        .status()
-        .expect("ssh-keygen (apt install openssh-client)");
-    assert!(st.success());
-}
-
-/// `SHA256:…` of a key file as OpenSSH computes it: independent of our code.
-fn openssh_fingerprint(pub_path: &Path) -> String {
-    let out = Command::new("ssh-keygen").arg("-lf").arg(pub_path).output().expect("ssh-keygen -lf");
-    let text = String::from_utf8(out.stdout).unwrap();
-    text.split_whitespace().nth(1).expect("fingerprint").to_string()
-}
-
-fn current_user() -> String {
-    let out = Command::new("id").arg("-un").output().expect("id -un");
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// Kills a process and all its descendants by PID (sshd forks one process tree
-/// per connection; killing only the listener would leave sessions up).
-fn kill_tree(pid: u32) {
-    let mut pids = vec![pid];
-    let mut i = 0;
-    while i < pids.len() {
-        let parent = pids[i];
-        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-            let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else { continue };
-            // Field 4 (after the ")" that ends the command name) is the parent.
-            let ppid = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
-            if ppid == Some(parent) && !pids.contains(&child) {
-                pids.push(child);
-            }
-        }
-        i += 1;
-    }
-    for p in pids.iter().skip(1) {
-        libc_kill(*p as i32);
-    }
-}
-
-fn libc_kill(pid: i32) {
-    // SAFETY: kill(2) with a PID this test spawned (or a descendant of it).
-    unsafe { libc::kill(pid, libc::SIGKILL) };
-}
-
-/// A private OpenSSH server on 127.0.0.1 accepting `client_key` for the
-/// current user.
-struct Sshd {
-    dir: PathBuf,
-    port: u16,
-    child: Option<ChildGuard>,
-}
-
-impl Sshd {
-    async fn start(dir: &Path, port: u16) -> Sshd {
-        std::fs::create_dir_all("/run/sshd").unwrap();
-        let host_key = dir.join("host_key");
-        if !host_key.exists() {
-            keygen(&host_key);
-        }
-        let conf = dir.join("sshd_config");
-        std::fs::write(
-            &conf,
-            format!(
-                "ListenAddress 127.0.0.1:{port}\nHostKey {d}/host_key\nPidFile {d}/sshd.pid\n\
-                 AuthorizedKeysFile {d}/authorized_keys\nStrictModes no\nUsePAM no\n\
-                 PasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin yes\n\
-                 AllowTcpForwarding yes\nLogLevel ERROR\n",
-                d = dir.display()
-            ),
-        )
-        .unwrap();
-        let child = Command::new("/usr/sbin/sshd")
-            .arg("-D")
-            .arg("-e")
-            .arg("-f")
-            .arg(&conf)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("sshd (apt install openssh-server)");
-        let mut child = ChildGuard(child);
-        common::peers::wait_listening(format!("127.0.0.1:{port}").parse().unwrap(), &mut child).await;
-        Sshd { dir: dir.to_path_buf(), port, child: Some(child) }
-    }
-
-    fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    fn stop(&mut self) {
-        if let Some(c) = self.child.take() {
-            kill_tree(c.0.id());
-            drop(c);
-        }
-    }
-}
-
-impl Drop for Sshd {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// A temp dir with a client key pair authorized for sshd.
-fn setup() -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let key = dir.path().join("id_ed25519");
-    keygen(&key);
-    std::fs::copy(dir.path().join("id_ed25519.pub"), dir.path().join("authorized_keys")).unwrap();
-    (dir, key)
-}
 
 fn key_cfg(key: &Path) -> SshClientConfig {
     SshClientConfig { user: current_user(), private_key_file: Some(key.to_path_buf()), ..Default::default() }

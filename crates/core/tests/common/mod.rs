@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod peers;
+pub mod sshd;
 
 use portway_core::config::{load_str, Config};
 use portway_core::stats::Event;
