@@ -25,6 +25,7 @@
 //! version check.
 
 use crate::codec::smux::{self, Frame, SmuxError, CMD_FIN, CMD_NOP, CMD_PSH, CMD_SYN};
+use bytes::{Buf, Bytes, BytesMut};
 use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::pin::Pin;
@@ -70,6 +71,9 @@ const SEND_QUEUE_FRAMES: usize = 64;
 /// Streams the peer opened that nobody accepted yet (xtaci's backlog).
 const ACCEPT_BACKLOG: usize = 1024;
 const READ_CHUNK: usize = 64 * 1024;
+/// Payloads from this size on are queued as slices of the read buffer (a 64 KiB
+/// buffer then holds at most a few of them); smaller ones are copied.
+const ZERO_COPY_MIN: usize = 8 * 1024;
 /// SYN/FIN frames waiting to be written. Data frames are bounded by the send
 /// credits; these are not, so a peer that opens streams (which we close) while
 /// never reading our answers is cut off here instead of growing the queue.
@@ -88,7 +92,7 @@ struct Out {
 
 #[derive(Default)]
 struct StreamState {
-    chunks: VecDeque<Vec<u8>>,
+    chunks: VecDeque<Bytes>,
     /// Bytes of the front chunk already read.
     head: usize,
     buffered: usize,
@@ -304,14 +308,28 @@ where
     R: AsyncRead + Unpin,
 {
     let version = sh.cfg.version;
-    let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+    let mut buf = BytesMut::with_capacity(READ_CHUNK);
     loop {
-        let mut at = 0;
-        while let Some((frame, used)) = smux::decode(buf.get(at..).unwrap_or_default(), version)? {
-            handle_frame(frame, sh, &accept_tx).await;
-            at += used;
+        loop {
+            let psh = match smux::decode(&buf, version)? {
+                None => break,
+                Some((Frame::Psh(sid, data), used)) if !data.is_empty() => (sid, data.len(), used),
+                Some((frame, used)) => {
+                    handle_frame(frame, sh, &accept_tx).await;
+                    buf.advance(used);
+                    continue;
+                }
+            };
+            let (sid, len, used) = psh;
+            let mut frame = buf.split_to(used);
+            let body = frame.split_off(smux::HEADER_LEN.min(frame.len()));
+            // Bulk payloads are handed over without a copy, as slices of the read
+            // buffer. Small ones are copied: a slice keeps its whole read buffer
+            // alive, and a peer spraying 1-byte frames at a stream nobody reads
+            // must not pin 64 KiB per byte.
+            let payload = if len >= ZERO_COPY_MIN { body.freeze() } else { Bytes::copy_from_slice(&body) };
+            push(sh, sid, payload).await;
         }
-        buf.drain(..at);
         buf.reserve(READ_CHUNK);
         let n = match tokio::time::timeout(sh.cfg.keepalive_timeout, rd.read_buf(&mut buf)).await {
             Err(_) => return Err(SmuxError::KeepaliveTimeout(sh.cfg.keepalive_timeout)),
@@ -348,13 +366,13 @@ async fn handle_frame(frame: Frame<'_>, sh: &Arc<Shared>, accept_tx: &mpsc::Send
                 slot.wake();
             }
         }
-        Frame::Psh(sid, data) if !data.is_empty() => push(sh, sid, data).await,
+        Frame::Psh(sid, data) if !data.is_empty() => push(sh, sid, Bytes::copy_from_slice(data)).await,
         Frame::Psh(..) | Frame::Nop(_) | Frame::Upd { .. } => {}
     }
 }
 
 /// Hands a payload to its stream once the buffers have room.
-async fn push(sh: &Arc<Shared>, sid: u32, data: &[u8]) {
+async fn push(sh: &Arc<Shared>, sid: u32, data: Bytes) {
     loop {
         let notified = sh.space.notified();
         tokio::pin!(notified);
@@ -364,9 +382,10 @@ async fn push(sh: &Arc<Shared>, sid: u32, data: &[u8]) {
             let mut st = lock(&slot.st);
             let session_full = sh.buffered.load(Ordering::Acquire) >= sh.cfg.max_session_buffer;
             if st.buffered < sh.cfg.max_stream_buffer && !session_full {
-                st.chunks.push_back(data.to_vec());
-                st.buffered += data.len();
-                sh.buffered.fetch_add(data.len(), Ordering::AcqRel);
+                let n = data.len();
+                st.chunks.push_back(data);
+                st.buffered += n;
+                sh.buffered.fetch_add(n, Ordering::AcqRel);
                 let w = st.waker.take();
                 drop(st);
                 if let Some(w) = w {
