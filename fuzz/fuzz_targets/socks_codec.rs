@@ -22,6 +22,10 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(Decoded::Need(n)) = Message::decode(data) {
         assert!(data.len() + n <= socks5::MAX_REQUEST_LEN, "asks for more than a request can hold");
     }
+    // The SOCKS5 UDP ASSOCIATE header (codec::udptun): payload inside the input.
+    if let Ok(d) = portway_core::codec::udptun::decode_datagram(data) {
+        assert!(d.payload.start <= d.payload.end && d.payload.end == data.len());
+    }
     let _ = socks4::Request::decode(data);
     let _ = socks4::Reply::decode(data);
 });

@@ -35,6 +35,11 @@ fn seeds() -> Vec<Vec<u8>> {
     v.push(b"GET http://h:81/p?q HTTP/1.1\r\nHost: h:81\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n".to_vec());
     v.push(b"HTTP/1.1 200 Connection established\r\nProxy-Agent: gost/3.0\r\n\r\n".to_vec());
     v.push(vec![4, 1, 0, 80, 0, 0, 0, 1, b'u', 0, b'h', b'.', b'c', 0]);
+    for (addr, payload) in [("192.168.1.1:53", &b"dns query"[..]), ("[::1]:9", b""), ("dns.example:53", b"q")] {
+        let mut d = Vec::new();
+        udptun::encode_datagram(&Addr::parse(addr).unwrap(), payload, &mut d);
+        v.push(d);
+    }
     v
 }
 
@@ -78,7 +83,16 @@ fn check(data: &[u8]) {
     if let Ok(Some((_, range, used))) = udptun::decode(data) {
         assert!(range.end <= used && used <= data.len());
     }
-    let _ = udptun::decode_datagram(data);
+    if let Ok(d) = udptun::decode_datagram(data) {
+        assert!(d.payload.start <= d.payload.end && d.payload.end == data.len());
+        assert!(d.payload.start <= udptun::MAX_DATAGRAM_HEADER_LEN);
+        // An unfragmented datagram with RSV 0 encodes back to the same bytes.
+        if d.rsv == 0 && d.frag == 0 && data[..d.payload.start].is_ascii() {
+            let mut out = Vec::new();
+            udptun::encode_datagram(&d.addr, &data[d.payload.clone()], &mut out);
+            assert_eq!(out, data);
+        }
+    }
     if let Ok(Some((_, used))) = relay::Request::decode(data) {
         assert!(used <= data.len());
     }

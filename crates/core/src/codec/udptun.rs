@@ -12,7 +12,9 @@
 //! with an empty payload, which keeps the stream in step with GOST's writer.
 //!
 //! Over real UDP (RFC 1928 UDP ASSOCIATE) the header is `RSV(2)=0 | FRAG | ADDR`
-//! and the datagram boundary delimits the payload.
+//! and the datagram boundary delimits the payload. RSV is not checked on
+//! receipt (gosocks5 `UDPHeader.ReadFrom` ignores it); FRAG is reported and the
+//! caller drops fragments.
 
 use super::addr::{Addr, AddrError};
 use std::io;
@@ -39,8 +41,6 @@ pub enum UdpTunError {
     TooLarge(usize),
     #[error("socks5 udp: datagram too short for its header")]
     ShortDatagram,
-    #[error("socks5 udp: datagram header has reserved bytes {0:#06x}, not 0")]
-    BadReserved(u16),
     #[error("udp-over-stream: cannot resolve {0}")]
     Resolve(String),
 }
@@ -86,16 +86,28 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Addr, Range<usize>, usize)>, UdpTunE
     Ok(Some((addr, start..end, end)))
 }
 
+/// Longest RFC 1928 UDP header: RSV FRAG + the longest address.
+pub const MAX_DATAGRAM_HEADER_LEN: usize = 3 + MAX_ADDR_LEN;
+
 /// Appends the RFC 1928 UDP request header `00 00 00 ADDR` (unfragmented).
 pub fn encode_datagram_header(addr: &Addr, out: &mut Vec<u8>) {
     out.extend_from_slice(&[0, 0, 0]);
     addr.encode(out);
 }
 
+/// Header + payload in one buffer, ready for one `send`.
+pub fn encode_datagram(addr: &Addr, payload: &[u8], out: &mut Vec<u8>) {
+    out.reserve(3 + addr.encoded_len() + payload.len());
+    encode_datagram_header(addr, out);
+    out.extend_from_slice(payload);
+}
+
 /// An RFC 1928 UDP datagram as received on a UDP socket.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Datagram {
-    /// Non-zero means a fragment; servers that do not reassemble (GOST, us) drop it.
+    /// Should be 0; not checked, as gosocks5 does not.
+    pub rsv: u16,
+    /// Non-zero means a fragment; Portway does not reassemble and drops it.
     pub frag: u8,
     pub addr: Addr,
     pub payload: Range<usize>,
@@ -106,11 +118,8 @@ pub struct Datagram {
 pub fn decode_datagram(buf: &[u8]) -> Result<Datagram, UdpTunError> {
     let [r0, r1, frag, rest @ ..] = buf else { return Err(UdpTunError::ShortDatagram) };
     let rsv = u16::from_be_bytes([*r0, *r1]);
-    if rsv != 0 {
-        return Err(UdpTunError::BadReserved(rsv));
-    }
     let Some((addr, alen)) = Addr::decode(rest)? else { return Err(UdpTunError::ShortDatagram) };
-    Ok(Datagram { frag: *frag, addr, payload: 3 + alen..buf.len() })
+    Ok(Datagram { rsv, frag: *frag, addr, payload: 3 + alen..buf.len() })
 }
 
 #[cfg(test)]
@@ -207,7 +216,32 @@ mod tests {
         assert_eq!(d.addr, a);
         assert_eq!(&v[d.payload], b"hello");
         assert!(matches!(decode_datagram(&hex("0000 00 01 C0A8")), Err(UdpTunError::ShortDatagram)));
-        assert!(matches!(decode_datagram(&hex("0005 00 01 C0A80101 0035")), Err(UdpTunError::BadReserved(5))));
+        // RSV is reported, not refused (gosocks5 reads past it).
+        assert_eq!(decode_datagram(&hex("0005 00 01 C0A80101 0035")).unwrap().rsv, 5);
         assert_eq!(decode_datagram(&hex("0000 01 01 C0A80101 0035 AA")).unwrap().frag, 1);
+    }
+
+    #[test]
+    fn rfc1928_datagrams_byte_for_byte() {
+        // RFC 1928 §7 as a client sends it to the relay port: a DNS query to
+        // 192.168.1.1:53, then a reply from [2001:db8::1]:53 and one naming a host.
+        let mut v = Vec::new();
+        encode_datagram(&Addr::parse("192.168.1.1:53").unwrap(), b"q", &mut v);
+        assert_eq!(v, hex("0000 00 01 C0A80101 0035 71"));
+        let mut v6 = Vec::new();
+        encode_datagram(&Addr::parse("[2001:db8::1]:53").unwrap(), b"", &mut v6);
+        assert_eq!(v6, hex("0000 00 04 20010DB8000000000000000000000001 0035"));
+        let d = decode_datagram(&v6).unwrap();
+        assert_eq!((d.addr.to_string().as_str(), d.payload.len()), ("[2001:db8::1]:53", 0));
+        let mut name = Vec::new();
+        encode_datagram(&Addr::parse("dns.example:53").unwrap(), b"xy", &mut name);
+        assert_eq!(name, [&hex("0000 00 03 0B")[..], b"dns.example", &hex("0035")[..], b"xy"].concat());
+        let d = decode_datagram(&name).unwrap();
+        assert_eq!(&name[d.payload], b"xy");
+        // Every cut inside the header is an error, never a panic or a bogus payload.
+        for cut in 0..3 + 1 + 1 + 11 + 2 {
+            assert!(decode_datagram(&name[..cut]).is_err(), "cut {cut}");
+        }
+        assert!(matches!(decode_datagram(&hex("0000 00 09 00")), Err(UdpTunError::Addr(AddrError::BadType(9)))));
     }
 }

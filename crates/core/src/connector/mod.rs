@@ -7,6 +7,7 @@ pub mod http;
 pub mod relay;
 pub mod socks4;
 pub mod socks5;
+pub mod socks5_udp;
 pub mod ssu;
 
 use crate::config::validate::NodeOpts;
@@ -35,6 +36,14 @@ pub async fn connect(opts: &NodeOpts, mut conn: Conn, network: Network, addr: &s
             match net {
                 Network::Tcp => {
                     c.connect(&mut conn, addr).await?;
+                }
+                // GOST's `relay=udp`: standard UDP ASSOCIATE, which third-party
+                // SOCKS5 servers speak; the stream it returns carries the same
+                // frames as UDP-TUN.
+                Network::Udp if standard_udp_relay(opts) => {
+                    let size = opts.connector_md.get_int(&["udpBufferSize"]).ok().flatten().filter(|n| *n > 0).map_or(socks5_udp::DEFAULT_BUFFER_SIZE, |n| n.min(65535) as usize);
+                    let s = socks5_udp::associate(&c, conn, &opts.addr, size).await?;
+                    return Ok(Conn::boxed(s));
                 }
                 Network::Udp => {
                     c.udp_tun(&mut conn).await?;
@@ -118,6 +127,13 @@ pub fn is_target_refusal(e: &io::Error) -> bool {
         return e.to_string().contains(" answered 5");
     }
     false
+}
+
+/// GOST's socks5 connector option `relay=udp` (go-gost/x
+/// `connector/socks/v5/metadata.go`): UDP through standard UDP ASSOCIATE
+/// instead of GOST's UDP-TUN.
+pub fn standard_udp_relay(opts: &NodeOpts) -> bool {
+    opts.connector_md.get_string(&["relay"]).as_deref() == Some("udp")
 }
 
 /// How datagrams travel on the stream a connector returned for UDP: GOST's

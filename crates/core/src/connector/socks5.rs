@@ -132,6 +132,18 @@ impl Socks5Connector {
         self.request(s, cmd::UDP_TUN, &s5::zero_addr()).await
     }
 
+    /// Handshake + standard UDP ASSOCIATE (`03` with `0.0.0.0:0`, as GOST's
+    /// `relay=udp` sends it); returns the relay address the server answered.
+    /// The association lives as long as `s` stays open. See
+    /// [`crate::connector::socks5_udp::associate`] for the datagram side.
+    pub async fn udp_associate<S>(&self, s: &mut S) -> Result<Addr, Socks5Error>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + ?Sized,
+    {
+        self.handshake(s).await?;
+        self.request(s, cmd::UDP_ASSOCIATE, &s5::zero_addr()).await
+    }
+
     /// Handshake + plain BIND (`02`) asking the server to listen on `addr`; returns
     /// the first reply's address (where the server listens). Then call
     /// [`Socks5Connector::bind_accepted`] for the second reply.

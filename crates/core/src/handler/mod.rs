@@ -6,6 +6,7 @@ pub mod http;
 pub mod relay;
 pub mod socks4;
 pub mod socks5;
+pub mod socks5_udp;
 pub mod ssu;
 
 use crate::service::Ctx;

@@ -1,6 +1,7 @@
 //! SOCKS5 server side, protocol only (go-gost/x `handler/socks/v5`): method choice,
 //! RFC 1929 auth, the request and its gates, replies, and the server half of a
-//! GOST UDP-TUN association, and the BIND family: plain BIND ([`bind()`]),
+//! GOST UDP-TUN association (standard UDP ASSOCIATE is in [`super::socks5_udp`]),
+//! and the BIND family: plain BIND ([`bind()`]),
 //! MUX-BIND ([`mux_bind`]) and UDP-TUN bind ([`udp_bind`]). Dialing the target
 //! and piping bytes are the engine's job.
 //!
@@ -301,13 +302,13 @@ where
     Ok(sock)
 }
 
-fn transient(e: &io::Error) -> bool {
+pub(crate) fn transient(e: &io::Error) -> bool {
     matches!(e.kind(), io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionReset)
 }
 
 /// A v4-mapped source seen on a dual-stack socket is reported as plain IPv4, the
 /// address the client sent to.
-fn unmap(a: SocketAddr) -> SocketAddr {
+pub(crate) fn unmap(a: SocketAddr) -> SocketAddr {
     match a.ip() {
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
             Some(v4) => SocketAddr::new(IpAddr::V4(v4), a.port()),
@@ -320,7 +321,7 @@ fn unmap(a: SocketAddr) -> SocketAddr {
 /// Resolved names for one association, so a stream of frames to one name costs
 /// one lookup. Bounded: cleared when full.
 #[derive(Default)]
-struct NameCache {
+pub(crate) struct NameCache {
     map: HashMap<(String, u16), SocketAddr>,
 }
 
@@ -329,7 +330,7 @@ const NAME_CACHE_MAX: usize = 256;
 impl NameCache {
     /// Where to send a frame from a socket of the given family; `None` (logged)
     /// when the name does not resolve or the family cannot be reached.
-    async fn resolve(&mut self, addr: &Addr, v6_socket: bool) -> Option<SocketAddr> {
+    pub(crate) async fn resolve(&mut self, addr: &Addr, v6_socket: bool) -> Option<SocketAddr> {
         let found = match &addr.host {
             Host::Ip(ip) => SocketAddr::new(*ip, addr.port),
             Host::Domain(name) => {
@@ -354,7 +355,7 @@ async fn lookup(name: &str, port: u16, v6_socket: bool) -> Option<SocketAddr> {
     let addrs: Vec<SocketAddr> = match tokio::net::lookup_host((name, port)).await {
         Ok(a) => a.collect(),
         Err(e) => {
-            tracing::debug!("udp-tun: cannot resolve {name}: {e}");
+            tracing::debug!("socks5 udp: cannot resolve {name}: {e}");
             return None;
         }
     };
@@ -367,7 +368,7 @@ fn fit_family(a: SocketAddr, v6_socket: bool) -> Option<SocketAddr> {
     match (a.ip(), v6_socket) {
         (IpAddr::V4(v4), true) => Some(SocketAddr::new(IpAddr::V6(v4.to_ipv6_mapped()), a.port())),
         (IpAddr::V6(_), false) => {
-            tracing::debug!("udp-tun: cannot send to {a} from an IPv4 socket");
+            tracing::debug!("socks5 udp: cannot send to {a} from an IPv4 socket");
             None
         }
         _ => Some(a),

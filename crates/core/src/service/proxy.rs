@@ -7,7 +7,7 @@ use super::Ctx;
 use crate::codec::addr::Addr;
 use crate::codec::socks5::{cmd, rep};
 use crate::conn::Conn;
-use crate::handler::{http, relay as hrelay, socks4, socks5};
+use crate::handler::{http, relay as hrelay, socks4, socks5, socks5_udp};
 use crate::stats::Meter;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -31,8 +31,9 @@ fn handshake_failed(ctx: &Ctx, peer: SocketAddr, proto: &str, e: &dyn std::fmt::
     }
 }
 
-/// GOST's `socks5` handler: CONNECT through the chain, and UDP-over-stream
-/// associations (`udp=true`).
+/// GOST's `socks5` handler: CONNECT through the chain; with `udp=true`
+/// UDP-over-stream associations and standard UDP ASSOCIATE; with `bind=true`
+/// the BIND family.
 pub async fn socks5(mut client: Conn, peer: SocketAddr, ctx: Arc<Ctx>) {
     let opts = socks5::ServerOptions { auther: ctx.plan.auther.clone(), udp: md_bool(&ctx, "udp"), bind: md_bool(&ctx, "bind") };
     let req = match tokio::time::timeout(ctx.plan.read_timeout, socks5::accept(&mut client, &opts)).await {
@@ -83,9 +84,8 @@ pub async fn socks5(mut client: Conn, peer: SocketAddr, ctx: Arc<Ctx>) {
             Ok(sock) => serve_udp_tun(client, sock, peer, ctx).await,
             Err(e) => bind_failed(&ctx, peer, "socks5", &e),
         },
+        cmd::UDP_ASSOCIATE => udp_associate(client, peer, ctx).await,
         other => {
-            // Standard UDP ASSOCIATE (UDP over a separate UDP socket): GOST's own
-            // clients use UDP-TUN instead.
             debug!(service = %ctx.plan.name, client = %peer, "socks5: command 0x{other:02x} is not supported by Portway yet");
             let _ = socks5::reply(&mut client, rep::CMD_UNSUPPORTED, None).await;
         }
@@ -183,6 +183,67 @@ async fn udp_tun(mut client: Conn, peer: SocketAddr, ctx: Arc<Ctx>) {
         return;
     }
     serve_udp_tun(client, sock, peer, ctx).await;
+}
+
+/// Standard UDP ASSOCIATE (go-gost/x `handler/socks/v5/udp.go`): the chain's
+/// UDP tunnel is opened first (its failure answers `01`, as GOST does), then a
+/// UDP socket on the address the client reached is answered, and datagrams
+/// are relayed until the client closes the control connection.
+async fn udp_associate(mut client: Conn, peer: SocketAddr, ctx: Arc<Ctx>) {
+    let size = socks5_udp::buffer_size(ctx.plan.handler_md.get_int(&["udpBufferSize", "udp.bufferSize"]).ok().flatten());
+    let tunnel = match &ctx.plan.chain {
+        None => None,
+        Some(chain) => match udp_tunnel(&ctx, chain, peer).await {
+            Ok(x) => Some(x),
+            Err(e) => {
+                ctx.counters.fail(format!("{peer}: socks5 UDP ASSOCIATE: {e}"));
+                warn!(service = %ctx.plan.name, client = %peer, "socks5 UDP ASSOCIATE: {e}");
+                let _ = socks5::reply(&mut client, rep::GENERAL_FAILURE, None).await;
+                return;
+            }
+        },
+    };
+    let local_ip = client.local_addr().map(|a| a.ip());
+    let assoc = match socks5_udp::associate(&mut client, local_ip, peer.ip(), size).await {
+        Ok(a) => a,
+        Err(e) => return bind_failed(&ctx, peer, "socks5", &e),
+    };
+    let node = tunnel.as_ref().map(|(_, n)| n.clone()).unwrap_or_default();
+    let (id, meter, cancel) = register(&ctx, peer, "udp", "*", &node);
+    if let Ok(a) = assoc.local_addr() {
+        debug!(service = %ctx.plan.name, client = %peer, "socks5: UDP ASSOCIATE relaying on {a}");
+    }
+    let to_targets = |n: u64| meter.add_in(n);
+    let to_client = |n: u64| meter.add_out(n);
+    let meters = socks5_udp::Meters { to_targets: &to_targets, to_client: &to_client };
+    let r = tokio::select! {
+        _ = cancel.cancelled() => Err("closed by user".to_string()),
+        r = async {
+            match tunnel {
+                None => socks5_udp::relay_direct(client, &assoc, meters).await.map_err(|e| super::io_msg(&e)),
+                Some((stream, _)) => socks5_udp::relay_stream(client, &assoc, stream, meters).await.map_err(|e| e.to_string()),
+            }
+        } => r,
+    };
+    if assoc.dropped() > 0 {
+        debug!(service = %ctx.plan.name, client = %peer, "socks5: UDP ASSOCIATE dropped {} datagrams", assoc.dropped());
+    }
+    unregister(&ctx, id, r.err());
+}
+
+/// The chain's UDP tunnel for an association whose datagrams go to many
+/// targets: only connectors whose frames name each datagram's address can
+/// carry it (socks5, http). Returns the stream and the last node's name.
+async fn udp_tunnel(ctx: &Ctx, chain: &crate::config::validate::ChainPlan, peer: SocketAddr) -> Result<(Conn, String), String> {
+    let per_datagram = |c: &str| matches!(c, "socks5" | "socks" | "http");
+    if let Some(bad) = chain.hops.last().and_then(|h| h.opts.iter().find(|o| !per_datagram(&o.connector) || o.dialer == "udp")) {
+        return Err(format!("the chain's last hop uses connector {:?}, which cannot carry datagrams to several targets (use socks5 or http)", bad.connector));
+    }
+    let hash_key = peer.ip().to_string();
+    // GOST dials the chain with an empty address; the tunnel's frames carry each target.
+    let (conn, route) = crate::chain::dial_retry_network(Some(chain), crate::chain::Network::Udp, "0.0.0.0:0", ctx.plan.dial_timeout, Some(&hash_key), ctx.plan.retries).await?;
+    let node = route.hops.iter().rev().find(|h| h.hop != "target").map(|h| h.node.clone()).unwrap_or_default();
+    Ok((conn, node))
 }
 
 /// GOST's UDP tunnel over HTTP: the 200 is out, frames follow.
