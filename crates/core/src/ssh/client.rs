@@ -216,6 +216,19 @@ fn check_known_hosts(addr: &str, file: &std::path::Path, key: &PublicKey) -> Res
     }
 }
 
+/// Unanswered keepalives before the session is given up (russh's default).
+const KEEPALIVE_MAX: u32 = 3;
+
+fn set_tcp_user_timeout(s: &tokio::net::TcpStream, t: std::time::Duration) {
+    use std::os::fd::AsRawFd;
+    let ms = libc::c_uint::try_from(t.as_millis()).unwrap_or(libc::c_uint::MAX);
+    // SAFETY: setsockopt on a socket we own, with a value of the size we pass.
+    let r = unsafe { libc::setsockopt(s.as_raw_fd(), libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT, &ms as *const libc::c_uint as *const libc::c_void, std::mem::size_of::<libc::c_uint>() as libc::socklen_t) };
+    if r != 0 {
+        tracing::debug!("ssh: TCP_USER_TIMEOUT: {}", std::io::Error::last_os_error());
+    }
+}
+
 /// One authenticated SSH connection to a node.
 pub struct SshSession {
     addr: String,
@@ -247,7 +260,7 @@ impl SshSession {
         cfg: &SshClientConfig,
         key: Option<PrivateKey>,
     ) -> Result<Arc<SshSession>, SshError> {
-        let config = client::Config { keepalive_interval: cfg.keepalive, nodelay: true, ..Default::default() };
+        let config = client::Config { keepalive_interval: cfg.keepalive, keepalive_max: KEEPALIVE_MAX as usize, nodelay: true, ..Default::default() };
         let forwards = Arc::new(ForwardMap::default());
         let handler = ClientHandler { addr: addr.into(), policy: cfg.host_key.clone(), forwards: forwards.clone() };
         let weak = Arc::downgrade(&forwards);
@@ -470,6 +483,12 @@ impl SshPool {
             return Ok(s.clone());
         }
         let conn = dial().await.map_err(|source| SshError::Connect { addr: addr.into(), source })?;
+        if let (Some(every), Conn::Tcp(s)) = (cfg.keepalive, &conn) {
+            // A link that dies under a full send buffer stalls the SSH writer, and
+            // with it the keepalives that would notice; the kernel's user timeout
+            // fails the socket once sent data stays unacknowledged this long.
+            set_tcp_user_timeout(s, every * (KEEPALIVE_MAX + 1));
+        }
         let session = SshSession::connect(conn, addr, cfg).await?;
         *current = Some(session.clone());
         Ok(session)
