@@ -7,10 +7,10 @@ pub mod chains;
 pub mod commands;
 pub mod conns;
 pub mod desktop;
+mod tray;
 
 use portway_core::store::ProfileStore;
 use std::sync::Arc;
-use tauri::Manager;
 
 pub fn run() {
     let _ = commands::STARTED.set(std::time::Instant::now());
@@ -32,15 +32,24 @@ pub fn run() {
     let result = tauri::Builder::default()
         .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| {
             // A second launch focuses the window we have.
-            if let Some(w) = app.get_webview_window("main") {
-                let _ = w.unminimize();
-                let _ = w.show();
-                let _ = w.set_focus();
-            }
+            tray::show_window(app);
         }))
-        .plugin(tauri_plugin_window_state::Builder::default().build())
+        // Whether the window is shown is ours to decide (start minimised, close to
+        // tray), not a leftover of the last session.
+        .plugin(tauri_plugin_window_state::Builder::default().with_state_flags(tauri_plugin_window_state::StateFlags::all() - tauri_plugin_window_state::StateFlags::VISIBLE).build())
         .plugin(tauri_plugin_dialog::init())
+        .plugin(tauri_plugin_autostart::Builder::new().app_name("portway").build())
+        .plugin(tauri_plugin_notification::init())
         .manage(backend)
+        .setup(|app| {
+            tray::setup(app.handle());
+            Ok(())
+        })
+        .on_window_event(|window, event| {
+            if let tauri::WindowEvent::CloseRequested { api, .. } = event {
+                tray::on_close_requested(window, api);
+            }
+        })
         .invoke_handler(tauri::generate_handler![
             commands::app_snapshot,
             commands::rule_save,
@@ -57,11 +66,21 @@ pub fn run() {
             commands::profile_delete,
             commands::profile_export,
             commands::profile_export_to,
+            desktop::desktop_state,
+            desktop::desktop_settings_set,
         ])
-        .run(tauri::generate_context!());
-    for_exit.shutdown();
-    if let Err(e) = result {
-        eprintln!("portway-app: {e}");
-        std::process::exit(1);
+        .build(tauri::generate_context!());
+    match result {
+        // The event loop may end the process itself: shut the engine down on its
+        // way out (Quit in the tray, the last window closed).
+        Ok(app) => app.run(move |_, event| {
+            if let tauri::RunEvent::Exit = event {
+                for_exit.shutdown();
+            }
+        }),
+        Err(e) => {
+            eprintln!("portway-app: {e}");
+            std::process::exit(1);
+        }
     }
 }

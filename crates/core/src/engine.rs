@@ -146,6 +146,8 @@ struct Inner {
     conns: Arc<ConnRegistry>,
     last_stats: Mutex<Vec<ServiceStats>>,
     shutdown: CancellationToken,
+    /// The stats period; the ticker re-arms when it changes.
+    tick: tokio::sync::watch::Sender<Duration>,
 }
 
 /// Cheap to clone; all clones drive the same engine.
@@ -196,10 +198,21 @@ impl Engine {
             conns: Arc::new(ConnRegistry::default()),
             last_stats: Mutex::new(Vec::new()),
             shutdown: CancellationToken::new(),
+            tick: tokio::sync::watch::channel(tick).0,
         });
-        tokio::spawn(stats_ticker(Arc::downgrade(&inner), tick, inner.shutdown.clone()));
+        tokio::spawn(stats_ticker(Arc::downgrade(&inner), inner.tick.subscribe(), inner.shutdown.clone()));
         tokio::spawn(log_forwarder(Arc::downgrade(&inner), inner.shutdown.clone()));
         Engine { inner }
+    }
+
+    /// Changes how often `Event::Stats` is sent (the user's stats interval). Takes
+    /// effect at once; rates stay per second whatever the period.
+    pub fn set_tick(&self, tick: Duration) {
+        self.inner.tick.send_replace(tick.max(Duration::from_millis(10)));
+    }
+
+    pub fn tick(&self) -> Duration {
+        *self.inner.tick.borrow()
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
@@ -527,15 +540,30 @@ fn sample(name: &str, s: &Svc, rates: (u64, u64)) -> ServiceStats {
     }
 }
 
-async fn stats_ticker(inner: Weak<Inner>, tick: Duration, stop: CancellationToken) {
-    let mut iv = tokio::time::interval(tick);
-    iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+async fn stats_ticker(inner: Weak<Inner>, mut tick: tokio::sync::watch::Receiver<Duration>, stop: CancellationToken) {
+    let every = |d: Duration| {
+        let mut iv = tokio::time::interval(d);
+        iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        iv
+    };
+    let mut iv = every(*tick.borrow_and_update());
     let mut prev: HashMap<String, (u64, u64)> = HashMap::new();
     let mut prev_t = Instant::now();
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = iv.tick() => {}
+            changed = tick.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                let d = *tick.borrow_and_update();
+                iv = every(d);
+                // The new interval's first tick is immediate: skip it so a change does
+                // not send an extra frame.
+                iv.reset();
+                continue;
+            }
         }
         let Some(inner) = inner.upgrade() else { return };
         let now = Instant::now();

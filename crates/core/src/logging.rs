@@ -82,6 +82,26 @@ impl<S: Subscriber> Layer<S> for CaptureLayer {
     }
 }
 
+type FilterHandle = tracing_subscriber::reload::Handle<tracing_subscriber::EnvFilter, tracing_subscriber::Registry>;
+
+/// Set by [`init`]: lets the app change the level while running.
+static FILTER: OnceLock<FilterHandle> = OnceLock::new();
+
+fn filter_for(level: &str) -> String {
+    format!("{level},portway={level}")
+}
+
+/// Changes the level of what is logged (and captured for the UI) while running:
+/// `error`, `warn`, `info`, `debug` or `trace`. It replaces a `RUST_LOG` filter
+/// too: the user's choice is the later one. Without [`init`] it is an error.
+pub fn set_level(level: &str) -> Result<(), String> {
+    if !matches!(level, "error" | "warn" | "info" | "debug" | "trace") {
+        return Err(format!("unknown log level {level:?}"));
+    }
+    let handle = FILTER.get().ok_or_else(|| "logging is not set up".to_string())?;
+    handle.reload(tracing_subscriber::EnvFilter::new(filter_for(level))).map_err(|e| e.to_string())
+}
+
 /// Installs logging to stderr and the capture layer. `verbosity`: 0 info, 1 debug
 /// (`-D`), 2 trace (`-DD`). `RUST_LOG` overrides. Safe to call twice.
 pub fn init(verbosity: u8) {
@@ -92,11 +112,14 @@ pub fn init(verbosity: u8) {
         1 => "debug",
         _ => "trace",
     };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(format!("{level},portway={level}")));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(filter_for(level)));
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
     use std::io::IsTerminal;
     let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_target(false)
         .with_ansi(std::io::stderr().is_terminal());
-    let _ = tracing_subscriber::registry().with(filter).with(fmt).with(CaptureLayer).try_init();
+    if tracing_subscriber::registry().with(filter).with(fmt).with(CaptureLayer).try_init().is_ok() {
+        let _ = FILTER.set(handle);
+    }
 }

@@ -40,10 +40,98 @@ pub struct Settings {
     /// Per profile, the services switched off.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub disabled: BTreeMap<String, Vec<String>>,
+    /// The desktop app's preferences (tray, theme, …); files written before they
+    /// existed load with the defaults.
+    #[serde(default)]
+    pub desktop: DesktopSettings,
+}
+
+/// The window's colours: the system's (prefers-color-scheme) or fixed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+pub enum Theme {
+    #[default]
+    System,
+    Light,
+    Dark,
+}
+
+/// How much the engine logs (and the Logs view can show).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+pub enum LogLevel {
+    Error,
+    Warn,
+    #[default]
+    Info,
+    Debug,
+    Trace,
+}
+
+impl LogLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Error => "error",
+            LogLevel::Warn => "warn",
+            LogLevel::Info => "info",
+            LogLevel::Debug => "debug",
+            LogLevel::Trace => "trace",
+        }
+    }
+}
+
+/// The stats interval's bounds, in milliseconds.
+pub const STATS_INTERVAL_MS: std::ops::RangeInclusive<u64> = 250..=10_000;
+
+/// The desktop app's preferences, in `settings.json` under `desktop`. Each field
+/// has a default, so a file that lacks some (older, or edited by hand) loads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
+pub struct DesktopSettings {
+    /// Closing the window hides it and keeps the rules running (when there is a tray).
+    pub close_to_tray: bool,
+    /// Start with the window hidden (when there is a tray).
+    pub start_minimized: bool,
+    /// Start when the user logs in.
+    pub start_at_login: bool,
+    pub theme: Theme,
+    /// The engine's stats period, 250 ms to 10 s.
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub stats_interval_ms: u64,
+    pub log_level: LogLevel,
+    /// A desktop notification when a rule fails or recovers.
+    pub notifications: bool,
+}
+
+impl Default for DesktopSettings {
+    fn default() -> Self {
+        DesktopSettings {
+            close_to_tray: true,
+            start_minimized: false,
+            start_at_login: false,
+            theme: Theme::System,
+            stats_interval_ms: 1000,
+            log_level: LogLevel::Info,
+            notifications: true,
+        }
+    }
+}
+
+impl DesktopSettings {
+    /// The stats interval within its bounds (a hand-edited file may hold anything).
+    pub fn stats_interval(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.stats_interval_ms.clamp(*STATS_INTERVAL_MS.start(), *STATS_INTERVAL_MS.end()))
+    }
 }
 
 pub struct ProfileStore {
     root: PathBuf,
+    /// Serialises read-modify-write of the settings file: commands run on several
+    /// threads, and two concurrent updates must not lose one another.
+    settings_lock: std::sync::Mutex<()>,
 }
 
 fn io_err(path: &Path, source: std::io::Error) -> StoreError {
@@ -104,7 +192,7 @@ pub fn config_dir() -> Result<PathBuf, StoreError> {
 
 impl ProfileStore {
     pub fn open(root: PathBuf) -> ProfileStore {
-        ProfileStore { root }
+        ProfileStore { root, settings_lock: std::sync::Mutex::new(()) }
     }
 
     pub fn root(&self) -> &Path {
@@ -200,14 +288,14 @@ impl ProfileStore {
             return Err(StoreError::Exists(to.into()));
         }
         std::fs::rename(&a, &b).map_err(|e| io_err(&a, e))?;
-        let mut s = self.settings()?;
-        if s.active_profile.as_deref() == Some(from) {
-            s.active_profile = Some(to.into());
-        }
-        if let Some(d) = s.disabled.remove(from) {
-            s.disabled.insert(to.into(), d);
-        }
-        self.save_settings(&s)
+        self.update_settings(|s| {
+            if s.active_profile.as_deref() == Some(from) {
+                s.active_profile = Some(to.into());
+            }
+            if let Some(d) = s.disabled.remove(from) {
+                s.disabled.insert(to.into(), d);
+            }
+        })
     }
 
     pub fn delete(&self, name: &str) -> Result<(), StoreError> {
@@ -218,12 +306,12 @@ impl ProfileStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(StoreError::NoSuchProfile(name.into())),
             Err(e) => return Err(io_err(&p, e)),
         }
-        let mut s = self.settings()?;
-        if s.active_profile.as_deref() == Some(name) {
-            s.active_profile = None;
-        }
-        s.disabled.remove(name);
-        self.save_settings(&s)
+        self.update_settings(|s| {
+            if s.active_profile.as_deref() == Some(name) {
+                s.active_profile = None;
+            }
+            s.disabled.remove(name);
+        })
     }
 
     /// Settings; a missing file is the default, a corrupt one an error (never replaced).
@@ -246,26 +334,39 @@ impl ProfileStore {
         atomic_write(&p, &data).map_err(|e| io_err(&p, e))
     }
 
+    /// Reads the settings, lets `f` change them and writes them back atomically,
+    /// one update at a time.
+    pub fn update_settings<T>(&self, f: impl FnOnce(&mut Settings) -> T) -> Result<T, StoreError> {
+        let _g = self.settings_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut s = self.settings()?;
+        let out = f(&mut s);
+        self.save_settings(&s)?;
+        Ok(out)
+    }
+
     pub fn set_active(&self, name: &str) -> Result<(), StoreError> {
         if !self.exists(name) {
             return Err(StoreError::NoSuchProfile(name.into()));
         }
-        let mut s = self.settings()?;
-        s.active_profile = Some(name.into());
-        self.save_settings(&s)
+        self.update_settings(|s| s.active_profile = Some(name.into()))
     }
 
     pub fn set_service_enabled(&self, profile: &str, service: &str, enabled: bool) -> Result<(), StoreError> {
-        let mut s = self.settings()?;
-        let list = s.disabled.entry(profile.to_string()).or_default();
-        list.retain(|n| n != service);
-        if !enabled {
-            list.push(service.to_string());
-        }
-        if list.is_empty() {
-            s.disabled.remove(profile);
-        }
-        self.save_settings(&s)
+        self.update_settings(|s| {
+            let list = s.disabled.entry(profile.to_string()).or_default();
+            list.retain(|n| n != service);
+            if !enabled {
+                list.push(service.to_string());
+            }
+            if list.is_empty() {
+                s.disabled.remove(profile);
+            }
+        })
+    }
+
+    /// Saves the desktop preferences, leaving the rest of the settings as they are.
+    pub fn set_desktop(&self, desktop: &DesktopSettings) -> Result<(), StoreError> {
+        self.update_settings(|s| s.desktop = desktop.clone())
     }
 }
 

@@ -5,9 +5,12 @@
 // The dialog plugin's save() is an invoke too (plugin:dialog|save): it is wrapped here.
 
 import { Channel, invoke, type InvokeArgs } from "@tauri-apps/api/core";
+import { emit, listen, type UnlistenFn } from "@tauri-apps/api/event";
 import { save } from "@tauri-apps/plugin-dialog";
 import type { AppError } from "./bindings/AppError";
 import type { AppSnapshot } from "./bindings/AppSnapshot";
+import type { DesktopSettings } from "./bindings/DesktopSettings";
+import type { DesktopState } from "./bindings/DesktopState";
 import type { ErrorCode } from "./bindings/ErrorCode";
 import type { ImportPreview } from "./bindings/ImportPreview";
 import type { ProfileExport } from "./bindings/ProfileExport";
@@ -15,6 +18,7 @@ import type { RuleDraft } from "./bindings/RuleDraft";
 import type { RulePreview } from "./bindings/RulePreview";
 import type { StatsFrame } from "./bindings/StatsFrame";
 
+export type { DesktopSettings, DesktopState };
 export type { AppError, AppSnapshot, ErrorCode, ImportPreview, ProfileExport, RuleDraft, RulePreview, StatsFrame };
 
 // Keyed by ErrorCode so the compiler flags a code added on the Rust side.
@@ -190,4 +194,32 @@ export async function statsSubscribe(onFrame: (frame: StatsFrame) => void): Prom
   const channel = new Channel<StatsFrame>(onFrame);
   await call<void>("stats_subscribe", { onFrame: channel });
   return channel;
+}
+
+// --- Desktop: settings, and keeping the window and the tray in step -------------
+
+/** The saved preferences and whether this desktop has a system tray. */
+export function desktopState(): Promise<DesktopState> {
+  return call<DesktopState>("desktop_state");
+}
+
+/** Saves and applies the preferences; an error's `field` names the setting at fault. */
+export function desktopSettingsSet(settings: DesktopSettings): Promise<DesktopState> {
+  return call<DesktopState>("desktop_settings_set", { settings });
+}
+
+/** Calls `onChange` when the state changed outside the window (the tray, the engine). */
+export async function onSnapshotChanged(onChange: () => void): Promise<UnlistenFn> {
+  try {
+    return await listen("snapshot-changed", () => onChange());
+  } catch (e) {
+    throw toAppError(e);
+  }
+}
+
+/** Tells the app a command of the window changed the state, so the tray follows. */
+export function announceWindowChange(): void {
+  emit("window-changed").catch(() => {
+    /* no tray to tell (or outside Tauri): nothing to do */
+  });
 }

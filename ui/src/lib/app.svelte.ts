@@ -60,6 +60,8 @@ export class AppState {
       this.snapshot = await run();
       this.snapshotAt = Date.now();
       if (!opts.quiet) this.banner = null;
+      // The tray shows the same rules and profiles: it follows.
+      api.announceWindowChange();
       return null;
     } catch (e) {
       const err = api.toAppError(e);
