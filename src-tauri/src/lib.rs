@@ -7,6 +7,7 @@ pub mod chains;
 pub mod commands;
 pub mod conns;
 pub mod desktop;
+pub mod logs;
 
 use portway_core::store::ProfileStore;
 use std::sync::Arc;
@@ -57,6 +58,8 @@ pub fn run() {
             commands::profile_delete,
             commands::profile_export,
             commands::profile_export_to,
+            logs::logs_subscribe,
+            logs::logs_unsubscribe,
         ])
         .run(tauri::generate_context!());
     for_exit.shutdown();
