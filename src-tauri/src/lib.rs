@@ -8,6 +8,7 @@ pub mod commands;
 pub mod conns;
 pub mod desktop;
 mod tray;
+pub mod logs;
 
 use portway_core::store::ProfileStore;
 use std::sync::Arc;
@@ -68,6 +69,8 @@ pub fn run() {
             commands::profile_export_to,
             desktop::desktop_state,
             desktop::desktop_settings_set,
+            logs::logs_subscribe,
+            logs::logs_unsubscribe,
         ])
         .build(tauri::generate_context!());
     match result {

@@ -3,6 +3,7 @@
 //! by are recorded as structured fields: `service`, `client`, `target`, `node`.
 
 use crate::stats::{unix_millis, LogLine};
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::sync::{Mutex, OnceLock};
@@ -14,33 +15,61 @@ use tracing_subscriber::layer::{Context, Layer};
 const KEEP: usize = 2000;
 
 pub struct LogRing {
-    lines: Mutex<VecDeque<LogLine>>,
+    lines: Mutex<Lines>,
     tx: broadcast::Sender<LogLine>,
+}
+
+struct Lines {
+    kept: VecDeque<LogLine>,
+    /// Lines pushed since start: the last kept line's number (the first line is 1).
+    pushed: u64,
+}
+
+/// The ring's recent lines and a receiver for the ones after them, taken together so
+/// that no line is missed or seen twice in between.
+pub struct Tail {
+    /// The number of `lines[0]` (lines are numbered from 1 in push order; the
+    /// receiver's next line is `first + lines.len()`, after a lag of n, n more).
+    pub first: u64,
+    pub lines: Vec<LogLine>,
+    pub rx: broadcast::Receiver<LogLine>,
 }
 
 impl LogRing {
     pub fn recent(&self, max: usize) -> Vec<LogLine> {
         let Ok(l) = self.lines.lock() else { return Vec::new() };
-        let skip = l.len().saturating_sub(max);
-        l.iter().skip(skip).cloned().collect()
+        let skip = l.kept.len().saturating_sub(max);
+        l.kept.iter().skip(skip).cloned().collect()
     }
     pub fn subscribe(&self) -> broadcast::Receiver<LogLine> {
         self.tx.subscribe()
     }
+    /// The last `max` lines numbered after `after` (0: from the start), and what comes next.
+    pub fn tail(&self, max: usize, after: u64) -> Tail {
+        let l = self.lines.lock().unwrap_or_else(|p| p.into_inner());
+        // Subscribing under the lock: push sends under it too, so the receiver starts
+        // exactly after the last kept line.
+        let rx = self.tx.subscribe();
+        let oldest = l.pushed + 1 - l.kept.len() as u64;
+        let newer = l.pushed.saturating_sub(after.max(oldest - 1)) as usize;
+        let n = newer.min(max);
+        let lines: Vec<LogLine> = l.kept.iter().skip(l.kept.len() - n).cloned().collect();
+        Tail { first: l.pushed + 1 - n as u64, lines, rx }
+    }
     fn push(&self, line: LogLine) {
-        if let Ok(mut l) = self.lines.lock() {
-            if l.len() >= KEEP {
-                l.pop_front();
-            }
-            l.push_back(line.clone());
+        let mut l = self.lines.lock().unwrap_or_else(|p| p.into_inner());
+        if l.kept.len() >= KEEP {
+            l.kept.pop_front();
         }
+        l.kept.push_back(line.clone());
+        l.pushed += 1;
         let _ = self.tx.send(line);
     }
 }
 
 pub fn ring() -> &'static LogRing {
     static RING: OnceLock<LogRing> = OnceLock::new();
-    RING.get_or_init(|| LogRing { lines: Mutex::new(VecDeque::with_capacity(256)), tx: broadcast::channel(1024).0 })
+    RING.get_or_init(|| LogRing { lines: Mutex::new(Lines { kept: VecDeque::with_capacity(256), pushed: 0 }), tx: broadcast::channel(1024).0 })
 }
 
 #[derive(Default)]
@@ -66,6 +95,39 @@ impl Visit for Collect {
     }
 }
 
+/// `text` with the password of every `scheme://user:password@host` in it replaced by
+/// `****`: request lines and URLs a client or a profile wrote may carry one, and
+/// no log line may.
+pub fn redact_userinfo(text: &str) -> Cow<'_, str> {
+    if !text.contains("://") || !text.contains('@') {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut changed = false;
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        let (head, tail) = rest.split_at(i + 3);
+        out.push_str(head);
+        let end = tail.find(|c: char| matches!(c, '/' | '?' | '#' | '"' | '\'' | '<' | '>' | ',') || c.is_whitespace()).unwrap_or(tail.len());
+        let authority = &tail[..end];
+        match authority.rfind('@').and_then(|at| authority[..at].find(':').map(|colon| (colon, at))) {
+            Some((colon, at)) => {
+                changed = true;
+                out.push_str(&authority[..=colon]);
+                out.push_str("****");
+                out.push_str(&authority[at..]);
+            }
+            None => out.push_str(authority),
+        }
+        rest = &tail[end..];
+    }
+    if !changed {
+        return Cow::Borrowed(text);
+    }
+    out.push_str(rest);
+    Cow::Owned(out)
+}
+
 /// A `tracing` layer that copies events into [`ring()`].
 pub struct CaptureLayer;
 
@@ -76,8 +138,9 @@ impl<S: Subscriber> Layer<S> for CaptureLayer {
         ring().push(LogLine {
             time: unix_millis(),
             level: event.metadata().level().to_string().to_ascii_lowercase(),
-            message: c.message,
-            fields: c.fields,
+            // The last guard for the window: the engine's calls already leave passwords out.
+            message: redact_userinfo(&c.message).into_owned(),
+            fields: c.fields.into_iter().map(|(k, v)| (k, redact_userinfo(&v).into_owned())).collect(),
         });
     }
 }
@@ -121,5 +184,56 @@ pub fn init(verbosity: u8) {
         .with_ansi(std::io::stderr().is_terminal());
     if tracing_subscriber::registry().with(filter).with(fmt).with(CaptureLayer).try_init().is_ok() {
         let _ = FILTER.set(handle);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ring_of(n: u64) -> LogRing {
+        let r = LogRing { lines: Mutex::new(Lines { kept: VecDeque::new(), pushed: 0 }), tx: broadcast::channel(16).0 };
+        for i in 1..=n {
+            r.push(LogLine { time: i, level: "info".into(), message: format!("line {i}"), fields: Vec::new() });
+        }
+        r
+    }
+
+    #[test]
+    fn tail_numbers_lines_and_continues_without_gap_or_repeat() {
+        let r = ring_of(5);
+        let t = r.tail(3, 0);
+        assert_eq!(t.first, 3);
+        assert_eq!(t.lines.iter().map(|l| l.time).collect::<Vec<_>>(), [3, 4, 5]);
+        // Only what came after line 4.
+        let t2 = r.tail(100, 4);
+        assert_eq!((t2.first, t2.lines.len()), (5, 1));
+        let mut rx = t.rx;
+        r.push(LogLine { time: 6, level: "warn".into(), message: "six".into(), fields: Vec::new() });
+        assert_eq!(rx.try_recv().map(|l| l.time).ok(), Some(6));
+        assert!(rx.try_recv().is_err());
+        // Nothing new after the last line; an empty ring starts at 1.
+        assert_eq!(r.tail(10, 6).lines.len(), 0);
+        assert_eq!(r.tail(10, 6).first, 7);
+        assert_eq!(ring_of(0).tail(10, 0).first, 1);
+    }
+
+    #[test]
+    fn passwords_in_urls_are_masked() {
+        assert_eq!(redact_userinfo("GET ftp://bob:hunter2@10.0.0.1:21/x HTTP/1.1"), "GET ftp://bob:****@10.0.0.1:21/x HTTP/1.1");
+        assert_eq!(redact_userinfo("a http://u:p@h, b socks5://x:y:z@[::1]:1080"), "a http://u:****@h, b socks5://x:****@[::1]:1080");
+        // No password: unchanged, not copied.
+        assert!(matches!(redact_userinfo("http://bob@host/ and user@example.org"), Cow::Borrowed(_)));
+        assert!(matches!(redact_userinfo("dial 127.0.0.1:1: connection refused"), Cow::Borrowed(_)));
+        assert_eq!(redact_userinfo("http://bob@host/?next=http://a:b@c"), "http://bob@host/?next=http://a:****@c");
+    }
+
+    #[test]
+    fn tail_never_reaches_past_what_the_ring_keeps() {
+        let r = ring_of(KEEP as u64 + 10);
+        let t = r.tail(usize::MAX, 0);
+        assert_eq!(t.lines.len(), KEEP);
+        assert_eq!(t.first, 11);
+        assert_eq!(t.lines[0].time, 11);
     }
 }

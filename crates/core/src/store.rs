@@ -57,8 +57,9 @@ pub enum Theme {
     Dark,
 }
 
-/// How much the engine logs (and the Logs view can show).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// How much the engine logs (and the Logs view can show); most severe first, so
+/// `a <= b` means "a is at least as severe as b".
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(export))]
 pub enum LogLevel {
@@ -71,6 +72,17 @@ pub enum LogLevel {
 }
 
 impl LogLevel {
+    /// The level as `tracing` names it (`WARN`, `info` …); unknown names read as info.
+    pub fn parse(s: &str) -> LogLevel {
+        match s.to_ascii_lowercase().as_str() {
+            "error" => LogLevel::Error,
+            "warn" | "warning" => LogLevel::Warn,
+            "debug" => LogLevel::Debug,
+            "trace" => LogLevel::Trace,
+            _ => LogLevel::Info,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             LogLevel::Error => "error",

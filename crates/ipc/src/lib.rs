@@ -10,9 +10,11 @@ use ts_rs::TS;
 mod chains;
 mod conns;
 mod desktop;
+mod logs;
 pub use chains::*;
 pub use conns::*;
 pub use desktop::*;
+pub use logs::*;
 
 /// A rule as the form edits it: the core's rule type itself, exported to TypeScript
 /// under the names the window uses.

@@ -13,13 +13,14 @@ import type { DesktopSettings } from "./bindings/DesktopSettings";
 import type { DesktopState } from "./bindings/DesktopState";
 import type { ErrorCode } from "./bindings/ErrorCode";
 import type { ImportPreview } from "./bindings/ImportPreview";
+import type { LogBatch } from "./bindings/LogBatch";
 import type { ProfileExport } from "./bindings/ProfileExport";
 import type { RuleDraft } from "./bindings/RuleDraft";
 import type { RulePreview } from "./bindings/RulePreview";
 import type { StatsFrame } from "./bindings/StatsFrame";
 
 export type { DesktopSettings, DesktopState };
-export type { AppError, AppSnapshot, ErrorCode, ImportPreview, ProfileExport, RuleDraft, RulePreview, StatsFrame };
+export type { AppError, AppSnapshot, ErrorCode, ImportPreview, LogBatch, ProfileExport, RuleDraft, RulePreview, StatsFrame };
 
 // Keyed by ErrorCode so the compiler flags a code added on the Rust side.
 const CODES: Record<ErrorCode, true> = {
@@ -222,4 +223,26 @@ export function announceWindowChange(): void {
   emit("window-changed").catch(() => {
     /* no tray to tell (or outside Tauri): nothing to do */
   });
+}
+
+/** A running log stream: its id for logsUnsubscribe, and the channel to keep referenced. */
+export interface LogSubscription {
+  id: number;
+  channel: Channel<LogBatch>;
+}
+
+/**
+ * Streams the engine's log lines: first the recent ones numbered after `after` (the
+ * last line the view has; 0 for none), then new ones in batches, at most four a
+ * second, until logsUnsubscribe.
+ */
+export async function logsSubscribe(after: number, onBatch: (batch: LogBatch) => void): Promise<LogSubscription> {
+  const channel = new Channel<LogBatch>(onBatch);
+  const id = await call<number>("logs_subscribe", { after, onBatch: channel });
+  return { id, channel };
+}
+
+/** Ends a log stream; false when it had already ended. */
+export function logsUnsubscribe(id: number): Promise<boolean> {
+  return call<boolean>("logs_unsubscribe", { id });
 }

@@ -11,6 +11,7 @@ use crate::codec::http::{
     udp_reply, with_default_port, Body, ChunkedScanner, GoLength, Headers, HttpError, PlainTarget, RequestHead,
     MAX_HEAD,
 };
+use crate::logging::redact_userinfo;
 use std::future::Future;
 use std::io;
 use std::sync::Arc;
@@ -132,7 +133,7 @@ where
     let scheme_http = codec::is_http_uri(&head.target) || origin_form_with_host(&head);
     if head.method == "PRI" || (!is_connect && !scheme_http) {
         s.write_all(&go_response(1, 400, &opts.header, GoLength::Unknown)).await?;
-        return Err(HttpError::BadRequest(format!("{} {}", head.method, head.target)));
+        return Err(HttpError::BadRequest(format!("{} {}", head.method, redact_userinfo(&head.target))));
     }
 
     let user = authenticate(s, &head, opts).await?;
@@ -148,7 +149,7 @@ where
         let target = connect_target(&head);
         if target.starts_with(':') {
             s.write_all(&go_response(1, 400, &opts.header, GoLength::Unknown)).await?;
-            return Err(HttpError::BadRequest(format!("CONNECT {:?} names no host", head.target)));
+            return Err(HttpError::BadRequest(format!("CONNECT {:?} names no host", redact_userinfo(&head.target))));
         }
         return Ok(Request::Connect(Tunnel { target, user, leftover }));
     }
@@ -157,7 +158,7 @@ where
         // without host) through to its upstream transport, which refuses a URL
         // without host: the client gets the transport-failure 503.
         s.write_all(&go_response(1, 503, &[], GoLength::Zero)).await?;
-        return Err(HttpError::BadRequest(format!("{} {} is not addressed to a proxy", head.method, head.target)));
+        return Err(HttpError::BadRequest(format!("{} {} is not addressed to a proxy", head.method, redact_userinfo(&head.target))));
     };
     if let Some(h) = gost_target(&head) {
         target.host = h;
@@ -276,7 +277,7 @@ where
         };
         let Some(target) = plain_target(&head) else {
             client.write_all(&go_response(head.minor, 503, &[], GoLength::Zero)).await?;
-            return Err(HttpError::BadRequest(format!("{} {} on a kept-alive proxy connection", head.method, head.target)));
+            return Err(HttpError::BadRequest(format!("{} {} on a kept-alive proxy connection", head.method, redact_userinfo(&head.target))));
         };
         req = plain_request(head, target, req.user.clone(), Vec::new())?;
     }

@@ -44,11 +44,13 @@ pub struct ServerOptions {
     pub read_queue_size: usize,
     /// Sessions at once; datagrams from further clients are dropped.
     pub max_sessions: usize,
+    /// The service's name, for its log lines.
+    pub service: Arc<str>,
 }
 
 impl ServerOptions {
     pub fn new(cipher: Option<SsCipher>) -> ServerOptions {
-        ServerOptions { cipher, ttl: Duration::from_secs(5), read_buffer_size: 65535, read_queue_size: 128, max_sessions: 1024 }
+        ServerOptions { cipher, ttl: Duration::from_secs(5), read_buffer_size: 65535, read_queue_size: 128, max_sessions: 1024, service: Arc::from("") }
     }
 }
 
@@ -87,11 +89,12 @@ struct Shared {
     cipher: Option<SsCipher>,
     meters: Arc<Meters>,
     stats: Arc<ServerStats>,
+    service: Arc<str>,
 }
 
 /// Runs the service on `sock` until `cancel` fires (or the socket fails).
 pub async fn serve(sock: UdpSocket, opts: ServerOptions, meters: Arc<Meters>, stats: Arc<ServerStats>, cancel: CancellationToken) {
-    let shared = Arc::new(Shared { server: Arc::new(sock), cipher: opts.cipher.clone(), meters, stats });
+    let shared = Arc::new(Shared { server: Arc::new(sock), cipher: opts.cipher.clone(), meters, stats, service: opts.service.clone() });
     let mut sessions: HashMap<SocketAddr, Session> = HashMap::new();
     let ttl = opts.ttl.max(Duration::from_millis(10));
     let mut tick = tokio::time::interval(ttl);
@@ -108,7 +111,7 @@ pub async fn serve(sock: UdpSocket, opts: ServerOptions, meters: Arc<Meters>, st
             r = shared.server.recv_from(&mut buf) => match r {
                 Ok(x) => x,
                 Err(e) => {
-                    recv_failed("service socket", &e).await;
+                    recv_failed(&shared.service, "service socket", &e).await;
                     continue;
                 }
             },
@@ -119,7 +122,7 @@ pub async fn serve(sock: UdpSocket, opts: ServerOptions, meters: Arc<Meters>, st
             Err(e) => {
                 let counter = if matches!(e, SsError::Decrypt | SsError::Short(_)) { &shared.stats.decrypt_errors } else { &shared.stats.bad_packets };
                 counter.fetch_add(1, Relaxed);
-                debug!(client = %peer, "ssu: dropped a {n}-byte datagram: {e}");
+                debug!(service = %shared.service, client = %peer, "ssu: dropped a {n}-byte datagram: {e}");
                 continue;
             }
         };
@@ -156,7 +159,7 @@ fn deliver(
     }
     if !sessions.contains_key(&peer) {
         if sessions.len() >= opts.max_sessions {
-            warn!(client = %peer, "ssu: {} sessions already open, dropping a datagram", opts.max_sessions);
+            warn!(service = %opts.service, client = %peer, "ssu: {} sessions already open, dropping a datagram", opts.max_sessions);
             return;
         }
         match open_session(peer, opts, shared, cancel) {
@@ -164,7 +167,7 @@ fn deliver(
                 sessions.insert(peer, s);
             }
             Err(e) => {
-                warn!(client = %peer, "ssu: cannot open a UDP socket for the session: {e}");
+                warn!(service = %opts.service, client = %peer, "ssu: cannot open a UDP socket for the session: {e}");
                 return;
             }
         }
@@ -172,7 +175,7 @@ fn deliver(
     let Some(s) = sessions.get(&peer) else { return };
     s.idle.store(false, Relaxed);
     if s.tx.try_send((target, payload)).is_err() {
-        debug!(client = %peer, "ssu: session queue full, dropping a datagram");
+        debug!(service = %opts.service, client = %peer, "ssu: session queue full, dropping a datagram");
     }
 }
 
@@ -183,7 +186,7 @@ fn open_session(peer: SocketAddr, opts: &ServerOptions, shared: &Arc<Shared>, ca
     let cancel = cancel.child_token();
     shared.stats.sessions_opened.fetch_add(1, Relaxed);
     shared.stats.sessions_active.fetch_add(1, Relaxed);
-    debug!(client = %peer, "ssu: session opened");
+    debug!(service = %opts.service, client = %peer, "ssu: session opened");
     tokio::spawn(session(peer, up, rx, idle.clone(), cancel.clone(), shared.clone()));
     Ok(Session { tx, idle, cancel })
 }
@@ -215,7 +218,7 @@ async fn session(
                     Ok(()) => (shared.meters.on_in)(payload.len() as u64),
                     Err(e) => {
                         shared.stats.bad_packets.fetch_add(1, Relaxed);
-                        debug!(client = %peer, "ssu: cannot send to {target}: {e}");
+                        debug!(service = %shared.service, client = %peer, "ssu: cannot send to {target}: {e}");
                     }
                 }
             }
@@ -223,7 +226,7 @@ async fn session(
                 let (n, from) = match r {
                     Ok(x) => x,
                     Err(e) => {
-                        recv_failed("session socket", &e).await;
+                        recv_failed(&shared.service, "session socket", &e).await;
                         continue;
                     }
                 };
@@ -232,27 +235,27 @@ async fn session(
                 let mut pkt = Vec::with_capacity(n + 64);
                 let answer = buf.get(..n).unwrap_or_default();
                 if let Err(e) = encode_udp(shared.cipher.as_ref(), &Addr::ip(from.ip(), from.port()), answer, &mut pkt) {
-                    debug!(client = %peer, "ssu: answer from {from} dropped: {e}");
+                    debug!(service = %shared.service, client = %peer, "ssu: answer from {from} dropped: {e}");
                     continue;
                 }
                 match shared.server.send_to(&pkt, peer).await {
                     Ok(_) => (shared.meters.on_out)(n as u64),
-                    Err(e) => debug!(client = %peer, "ssu: cannot answer the client: {e}"),
+                    Err(e) => debug!(service = %shared.service, client = %peer, "ssu: cannot answer the client: {e}"),
                 }
             }
         }
     }
     shared.stats.sessions_active.fetch_sub(1, Relaxed);
-    debug!(client = %peer, "ssu: session closed");
+    debug!(service = %shared.service, client = %peer, "ssu: session closed");
 }
 
 /// ICMP errors for one peer surface as recv errors and leave the socket usable;
 /// anything else gets a pause so a broken socket cannot spin the loop.
-async fn recv_failed(which: &str, e: &io::Error) {
+async fn recv_failed(service: &str, which: &str, e: &io::Error) {
     match e.kind() {
-        io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionReset => debug!("ssu: {which}: {e}"),
+        io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionReset => debug!(service, "ssu: {which}: {e}"),
         _ => {
-            warn!("ssu: {which}: {e}");
+            warn!(service, "ssu: {which}: {e}");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }

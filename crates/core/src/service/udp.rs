@@ -639,6 +639,7 @@ async fn run_ssu(sock: UdpSocket, ctx: Ctx) {
     let mut opts = crate::handler::ssu::ServerOptions::new(ctx.plan.ss_cipher.clone());
     opts.ttl = ctx.plan.udp.ttl;
     opts.read_queue_size = ctx.plan.udp.read_queue_size;
+    opts.service = Arc::from(ctx.plan.name.as_str());
     let a = ctx.counters.clone();
     let b = ctx.counters.clone();
     let meters = Arc::new(crate::handler::ssu::Meters {
