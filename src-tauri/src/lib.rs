@@ -57,6 +57,10 @@ pub fn run() {
             commands::profile_delete,
             commands::profile_export,
             commands::profile_export_to,
+            conns::conns_subscribe,
+            conns::conns_unsubscribe,
+            conns::conn_close,
+            conns::conns_close,
         ])
         .run(tauri::generate_context!());
     for_exit.shutdown();

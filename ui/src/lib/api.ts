@@ -8,6 +8,9 @@ import { Channel, invoke, type InvokeArgs } from "@tauri-apps/api/core";
 import { save } from "@tauri-apps/plugin-dialog";
 import type { AppError } from "./bindings/AppError";
 import type { AppSnapshot } from "./bindings/AppSnapshot";
+import type { ClosedConn } from "./bindings/ClosedConn";
+import type { ConnRow } from "./bindings/ConnRow";
+import type { ConnsFrame } from "./bindings/ConnsFrame";
 import type { ErrorCode } from "./bindings/ErrorCode";
 import type { ImportPreview } from "./bindings/ImportPreview";
 import type { ProfileExport } from "./bindings/ProfileExport";
@@ -15,7 +18,7 @@ import type { RuleDraft } from "./bindings/RuleDraft";
 import type { RulePreview } from "./bindings/RulePreview";
 import type { StatsFrame } from "./bindings/StatsFrame";
 
-export type { AppError, AppSnapshot, ErrorCode, ImportPreview, ProfileExport, RuleDraft, RulePreview, StatsFrame };
+export type { AppError, AppSnapshot, ClosedConn, ConnRow, ConnsFrame, ErrorCode, ImportPreview, ProfileExport, RuleDraft, RulePreview, StatsFrame };
 
 // Keyed by ErrorCode so the compiler flags a code added on the Rust side.
 const CODES: Record<ErrorCode, true> = {
@@ -190,4 +193,29 @@ export async function statsSubscribe(onFrame: (frame: StatsFrame) => void): Prom
   const channel = new Channel<StatsFrame>(onFrame);
   await call<void>("stats_subscribe", { onFrame: channel });
   return channel;
+}
+
+/**
+ * Streams the live connections: a full frame at once, then the changes once per tick
+ * until `connsUnsubscribe(id)`. The channel must stay referenced meanwhile.
+ */
+export async function connsSubscribe(onFrame: (frame: ConnsFrame) => void): Promise<{ id: number; channel: Channel<ConnsFrame> }> {
+  const channel = new Channel<ConnsFrame>(onFrame);
+  const id = await call<number>("conns_subscribe", { onFrame: channel });
+  return { id, channel };
+}
+
+/** Stops a connections stream: the backend stops sampling for it. */
+export function connsUnsubscribe(id: number): Promise<void> {
+  return call<void>("conns_unsubscribe", { id });
+}
+
+/** Closes one connection; `notFound` when it has already gone. */
+export function connClose(id: number): Promise<void> {
+  return call<void>("conn_close", { id });
+}
+
+/** Closes the connections listed; resolves to how many were still open. */
+export function connsClose(ids: number[]): Promise<number> {
+  return call<number>("conns_close", { ids });
 }
