@@ -21,6 +21,8 @@ pub struct Backend {
     pub(crate) active: Mutex<String>,
     /// Load warnings of the active profile.
     warnings: Mutex<Vec<String>>,
+    /// Recently closed connections and the Connections streams (conns.rs).
+    pub(crate) conns: std::sync::Arc<crate::conns::ConnTracker>,
 }
 
 pub(crate) fn store_err(e: StoreError) -> AppError {
@@ -78,6 +80,8 @@ impl Backend {
             let _g = rt.enter();
             Engine::new()
         };
+        // Before any rule runs, so "recently closed" covers the app's whole life.
+        let conns = crate::conns::ConnTracker::start(&rt, &engine);
         let settings = store.settings().map_err(store_err)?;
         let mut active = settings.active_profile.clone().unwrap_or_else(|| "default".into());
         if !store.exists(&active) {
@@ -92,7 +96,7 @@ impl Backend {
                 }
             }
         }
-        let b = Backend { rt, engine, store, active: Mutex::new(active.clone()), warnings: Mutex::new(Vec::new()) };
+        let b = Backend { rt, engine, store, active: Mutex::new(active.clone()), warnings: Mutex::new(Vec::new()), conns };
         // A profile that does not parse must not keep the window from opening:
         // the snapshot shows the error, nothing is overwritten.
         if let Err(e) = b.activate(&active) {

@@ -71,6 +71,10 @@ pub fn run() {
             desktop::desktop_settings_set,
             logs::logs_subscribe,
             logs::logs_unsubscribe,
+            conns::conns_subscribe,
+            conns::conns_unsubscribe,
+            conns::conn_close,
+            conns::conns_close,
         ])
         .build(tauri::generate_context!());
     match result {

@@ -11,6 +11,9 @@ import type { AppError } from "./bindings/AppError";
 import type { AppSnapshot } from "./bindings/AppSnapshot";
 import type { DesktopSettings } from "./bindings/DesktopSettings";
 import type { DesktopState } from "./bindings/DesktopState";
+import type { ClosedConn } from "./bindings/ClosedConn";
+import type { ConnRow } from "./bindings/ConnRow";
+import type { ConnsFrame } from "./bindings/ConnsFrame";
 import type { ErrorCode } from "./bindings/ErrorCode";
 import type { ImportPreview } from "./bindings/ImportPreview";
 import type { LogBatch } from "./bindings/LogBatch";
@@ -20,7 +23,7 @@ import type { RulePreview } from "./bindings/RulePreview";
 import type { StatsFrame } from "./bindings/StatsFrame";
 
 export type { DesktopSettings, DesktopState };
-export type { AppError, AppSnapshot, ErrorCode, ImportPreview, LogBatch, ProfileExport, RuleDraft, RulePreview, StatsFrame };
+export type { AppError, AppSnapshot, ClosedConn, ConnRow, ConnsFrame, ErrorCode, ImportPreview, LogBatch, ProfileExport, RuleDraft, RulePreview, StatsFrame };
 
 // Keyed by ErrorCode so the compiler flags a code added on the Rust side.
 const CODES: Record<ErrorCode, true> = {
@@ -245,4 +248,29 @@ export async function logsSubscribe(after: number, onBatch: (batch: LogBatch) =>
 /** Ends a log stream; false when it had already ended. */
 export function logsUnsubscribe(id: number): Promise<boolean> {
   return call<boolean>("logs_unsubscribe", { id });
+}
+
+/**
+ * Streams the live connections: a full frame at once, then the changes once per tick
+ * until `connsUnsubscribe(id)`. The channel must stay referenced meanwhile.
+ */
+export async function connsSubscribe(onFrame: (frame: ConnsFrame) => void): Promise<{ id: number; channel: Channel<ConnsFrame> }> {
+  const channel = new Channel<ConnsFrame>(onFrame);
+  const id = await call<number>("conns_subscribe", { onFrame: channel });
+  return { id, channel };
+}
+
+/** Stops a connections stream: the backend stops sampling for it. */
+export function connsUnsubscribe(id: number): Promise<void> {
+  return call<void>("conns_unsubscribe", { id });
+}
+
+/** Closes one connection; `notFound` when it has already gone. */
+export function connClose(id: number): Promise<void> {
+  return call<void>("conn_close", { id });
+}
+
+/** Closes the connections listed; resolves to how many were still open. */
+export function connsClose(ids: number[]): Promise<number> {
+  return call<number>("conns_close", { ids });
 }

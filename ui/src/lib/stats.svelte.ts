@@ -3,11 +3,13 @@
 // arrays) and publishes a new view at most once per frame, on the next animation
 // frame, so a burst of frames (after a stall) costs one render. While the document
 // is hidden nothing is published (history still records, so the sparkline is right
-// when the window comes back); visibilitychange resumes it.
+// when the window comes back); visibilitychange resumes it. The Traffic view's five
+// minutes of history (`traffic`) is recorded the same way and drawn on publish.
 
 import type { RuleStats } from "./bindings/RuleStats";
 import type { StatsFrame } from "./bindings/StatsFrame";
 import { pushSample, SPARK_SAMPLES } from "./sparkline";
+import { TrafficHistory } from "./traffic";
 
 export interface RuleLive {
   stats: RuleStats;
@@ -36,6 +38,8 @@ export class StatsStore {
   paused: boolean = $state(false);
   /** Frames published (for tests and diagnostics). */
   renders = 0;
+  /** Five minutes of rates for the Traffic view, recorded from app start. */
+  readonly traffic = new TrafficHistory();
 
   #history = new Map<string, { rateIn: number[]; rateOut: number[] }>();
   #latest: StatsFrame | null = null;
@@ -72,6 +76,7 @@ export class StatsStore {
     }
     // Rules gone from the engine (deleted, renamed) lose their history.
     for (const name of [...this.#history.keys()]) if (!seen.has(name)) this.#history.delete(name);
+    this.traffic.push(frame);
     this.#latest = frame;
     this.#dirty = true;
     this.#request();
