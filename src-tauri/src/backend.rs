@@ -160,7 +160,7 @@ impl Backend {
                     state,
                     error,
                     listening: st.map(|s| s.listening.iter().map(|a| a.to_string()).collect()).unwrap_or_default(),
-                    rule: r.into(),
+                    rule: r,
                 }
             })
             .collect();
@@ -177,7 +177,7 @@ impl Backend {
     /// Validates, writes the profile atomically, applies it as a diff.
     pub fn rule_save(&self, draft: RuleDraft, original: Option<String>) -> Result<AppSnapshot, AppError> {
         let (name, loaded) = self.load_active()?;
-        let rule: Rule = draft.into();
+        let rule: Rule = draft;
         let cfg = upsert(&loaded.config, &rule, original.as_deref()).map_err(|e| AppError {
             code: ErrorCode::Invalid,
             message: e.message.clone(),
@@ -224,7 +224,7 @@ impl Backend {
 
     pub fn rule_preview(&self, draft: RuleDraft) -> Result<RulePreview, AppError> {
         let cfg = self.engine.config();
-        let rule: Rule = draft.into();
+        let rule: Rule = draft;
         let base = cfg.services.iter().find(|s| s.name == rule.name);
         let svc = rule.to_service(base);
         let mut one = Config { services: vec![svc], ..Default::default() };
@@ -265,7 +265,7 @@ impl Backend {
             }
         }
         let (rules, other) = rules_of(&cfg);
-        Ok(ImportPreview { format, rules: rules.into_iter().map(Into::into).collect(), other_services: other, chains: cfg.chains.iter().map(|c| c.name.clone()).collect(), warnings })
+        Ok(ImportPreview { format, rules, other_services: other, chains: cfg.chains.iter().map(|c| c.name.clone()).collect(), warnings })
     }
 
     /// Writes the import as profile `name` (a file verbatim, a command line as GOST
