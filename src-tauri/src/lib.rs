@@ -57,6 +57,11 @@ pub fn run() {
             commands::profile_delete,
             commands::profile_export,
             commands::profile_export_to,
+            chains::chains_list,
+            chains::chain_save,
+            chains::chain_delete,
+            chains::chain_duplicate,
+            chains::chain_probe,
         ])
         .run(tauri::generate_context!());
     for_exit.shutdown();

@@ -8,6 +8,9 @@ import { Channel, invoke, type InvokeArgs } from "@tauri-apps/api/core";
 import { save } from "@tauri-apps/plugin-dialog";
 import type { AppError } from "./bindings/AppError";
 import type { AppSnapshot } from "./bindings/AppSnapshot";
+import type { ChainDraft } from "./bindings/ChainDraft";
+import type { ChainView } from "./bindings/ChainView";
+import type { ProbeView } from "./bindings/ProbeView";
 import type { ErrorCode } from "./bindings/ErrorCode";
 import type { ImportPreview } from "./bindings/ImportPreview";
 import type { ProfileExport } from "./bindings/ProfileExport";
@@ -15,6 +18,7 @@ import type { RuleDraft } from "./bindings/RuleDraft";
 import type { RulePreview } from "./bindings/RulePreview";
 import type { StatsFrame } from "./bindings/StatsFrame";
 
+export type { ChainDraft, ChainView, ProbeView };
 export type { AppError, AppSnapshot, ErrorCode, ImportPreview, ProfileExport, RuleDraft, RulePreview, StatsFrame };
 
 // Keyed by ErrorCode so the compiler flags a code added on the Rust side.
@@ -190,4 +194,32 @@ export async function statsSubscribe(onFrame: (frame: StatsFrame) => void): Prom
   const channel = new Channel<StatsFrame>(onFrame);
   await call<void>("stats_subscribe", { onFrame: channel });
   return channel;
+}
+
+/** The active profile's chains as the Chains view edits them, with the rules using each. */
+export function chainsList(): Promise<ChainView[]> {
+  return call<ChainView[]>("chains_list");
+}
+
+/**
+ * Saves a chain (validated, written atomically, applied as a diff: only rules using
+ * it restart). `original`: its name before this edit; null for a new chain.
+ */
+export function chainSave(draft: ChainDraft, original: string | null): Promise<AppSnapshot> {
+  return call<AppSnapshot>("chain_save", { draft, original });
+}
+
+/** Deletes a chain; refused (`invalid`, naming them) while rules use it. */
+export function chainDelete(name: string): Promise<AppSnapshot> {
+  return call<AppSnapshot>("chain_delete", { name });
+}
+
+/** Copies a chain, every setting included, under a free name. */
+export function chainDuplicate(name: string): Promise<AppSnapshot> {
+  return call<AppSnapshot>("chain_duplicate", { name });
+}
+
+/** Dials through `rule`'s chain to its first target; each hop's result and time. */
+export function chainProbe(rule: string): Promise<ProbeView> {
+  return call<ProbeView>("chain_probe", { rule });
 }
