@@ -343,8 +343,10 @@ impl Backend {
                 match rx.recv().await {
                     Ok(Event::Stats { time, services }) => {
                         let status = engine.status();
+                        let chains = crate::chains::chain_health(&services);
                         let frame = StatsFrame {
                             time,
+                            chains,
                             rules: services
                                 .into_iter()
                                 .map(|s| {

@@ -75,6 +75,11 @@ pub fn run() {
             conns::conns_unsubscribe,
             conns::conn_close,
             conns::conns_close,
+            chains::chains_list,
+            chains::chain_save,
+            chains::chain_delete,
+            chains::chain_duplicate,
+            chains::chain_probe,
         ])
         .build(tauri::generate_context!());
     match result {

@@ -90,6 +90,10 @@ pub struct StatsFrame {
     #[ts(type = "number")]
     pub time: u64,
     pub rules: Vec<RuleStats>,
+    /// Node health per chain that a running rule uses (absent from older backends).
+    #[serde(default)]
+    #[ts(as = "Option<Vec<ChainHealth>>", optional)]
+    pub chains: Vec<ChainHealth>,
 }
 
 /// Everything the window shows at start and after each change.

@@ -14,6 +14,9 @@ import type { DesktopState } from "./bindings/DesktopState";
 import type { ClosedConn } from "./bindings/ClosedConn";
 import type { ConnRow } from "./bindings/ConnRow";
 import type { ConnsFrame } from "./bindings/ConnsFrame";
+import type { ChainDraft } from "./bindings/ChainDraft";
+import type { ChainView } from "./bindings/ChainView";
+import type { ProbeView } from "./bindings/ProbeView";
 import type { ErrorCode } from "./bindings/ErrorCode";
 import type { ImportPreview } from "./bindings/ImportPreview";
 import type { LogBatch } from "./bindings/LogBatch";
@@ -24,6 +27,7 @@ import type { StatsFrame } from "./bindings/StatsFrame";
 
 export type { DesktopSettings, DesktopState };
 export type { AppError, AppSnapshot, ClosedConn, ConnRow, ConnsFrame, ErrorCode, ImportPreview, LogBatch, ProfileExport, RuleDraft, RulePreview, StatsFrame };
+export type { ChainDraft, ChainView, ProbeView };
 
 // Keyed by ErrorCode so the compiler flags a code added on the Rust side.
 const CODES: Record<ErrorCode, true> = {
@@ -273,4 +277,32 @@ export function connClose(id: number): Promise<void> {
 /** Closes the connections listed; resolves to how many were still open. */
 export function connsClose(ids: number[]): Promise<number> {
   return call<number>("conns_close", { ids });
+}
+
+/** The active profile's chains as the Chains view edits them, with the rules using each. */
+export function chainsList(): Promise<ChainView[]> {
+  return call<ChainView[]>("chains_list");
+}
+
+/**
+ * Saves a chain (validated, written atomically, applied as a diff: only rules using
+ * it restart). `original`: its name before this edit; null for a new chain.
+ */
+export function chainSave(draft: ChainDraft, original: string | null): Promise<AppSnapshot> {
+  return call<AppSnapshot>("chain_save", { draft, original });
+}
+
+/** Deletes a chain; refused (`invalid`, naming them) while rules use it. */
+export function chainDelete(name: string): Promise<AppSnapshot> {
+  return call<AppSnapshot>("chain_delete", { name });
+}
+
+/** Copies a chain, every setting included, under a free name. */
+export function chainDuplicate(name: string): Promise<AppSnapshot> {
+  return call<AppSnapshot>("chain_duplicate", { name });
+}
+
+/** Dials through `rule`'s chain to its first target; each hop's result and time. */
+export function chainProbe(rule: string): Promise<ProbeView> {
+  return call<ProbeView>("chain_probe", { rule });
 }

@@ -6,6 +6,7 @@
 // when the window comes back); visibilitychange resumes it. The Traffic view's five
 // minutes of history (`traffic`) is recorded the same way and drawn on publish.
 
+import type { ChainHealth } from "./bindings/ChainHealth";
 import type { RuleStats } from "./bindings/RuleStats";
 import type { StatsFrame } from "./bindings/StatsFrame";
 import { pushSample, SPARK_SAMPLES } from "./sparkline";
@@ -22,6 +23,8 @@ export interface StatsView {
   /** Unix ms of the frame shown; 0 before the first one. */
   time: number;
   rules: Record<string, RuleLive>;
+  /** Node health per chain a running rule uses (the Chains view's path). */
+  chains: ChainHealth[];
 }
 
 type Scheduler = (cb: () => void) => void;
@@ -33,7 +36,7 @@ function defaultScheduler(cb: () => void): void {
 
 export class StatsStore {
   /** What the view renders; replaced whole on each publish. */
-  view: StatsView = $state.raw({ time: 0, rules: {} });
+  view: StatsView = $state.raw({ time: 0, rules: {}, chains: [] });
   /** True while the document is hidden and updates are held back. */
   paused: boolean = $state(false);
   /** Frames published (for tests and diagnostics). */
@@ -105,7 +108,7 @@ export class StatsStore {
       rules[r.name] = { stats: r, rateIn: h ? [...h.rateIn] : [], rateOut: h ? [...h.rateOut] : [] };
     }
     this.renders++;
-    this.view = { time: this.#latest.time, rules };
+    this.view = { time: this.#latest.time, rules, chains: this.#latest.chains ?? [] };
   }
 
   #visibilityChanged(): void {
