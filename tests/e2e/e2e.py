@@ -141,4 +141,19 @@ def text_of(d, tid):
 
 
 def shot(d, name):
+    """A screenshot of the window. WebKitWebDriver takes it after the next rendering
+    update, which a page that is not changing never has: a nearly transparent 1px
+    corner is repainted a few times while the shot is taken."""
+    d.execute_script(
+        """
+        const dot = document.createElement('div');
+        dot.style.cssText = 'position:fixed;right:0;bottom:0;width:1px;height:1px;pointer-events:none';
+        document.body.appendChild(dot);
+        let n = 0;
+        const t = setInterval(() => {
+          dot.style.background = n % 2 ? 'rgba(0,0,0,0.01)' : 'rgba(0,0,0,0.02)';
+          if (++n > 40) { clearInterval(t); dot.remove(); }
+        }, 50);
+        """
+    )
     d.save_screenshot(os.path.join(SHOTS, name + ".png"))

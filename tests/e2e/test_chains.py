@@ -48,25 +48,6 @@ class Hop:
             self.proc.wait(timeout=5)
 
 
-def still_shot(d, name):
-    """A screenshot of a page that is not changing. WebKitWebDriver takes it after the
-    next rendering update, which a still page never has: repaint a 1px corner, nearly
-    transparent, a few times while the shot is taken."""
-    d.execute_script(
-        """
-        const dot = document.createElement('div');
-        dot.style.cssText = 'position:fixed;right:0;bottom:0;width:1px;height:1px;pointer-events:none';
-        document.body.appendChild(dot);
-        let n = 0;
-        const t = setInterval(() => {
-          dot.style.background = n % 2 ? 'rgba(0,0,0,0.01)' : 'rgba(0,0,0,0.02)';
-          if (++n > 40) { clearInterval(t); dot.remove(); }
-        }, 50);
-        """
-    )
-    shot(d, name)
-
-
 def typed(d, tid, text):
     el = by_id(d, tid)
     el.clear()
@@ -97,7 +78,7 @@ def test_chains_end_to_end(session):
         run_scenario(session, hops, backend)
     except Exception:
         if session.driver is not None:
-            still_shot(session.driver, "chains-failure")
+            shot(session.driver, "chains-failure")
         raise
     finally:
         for h in hops:
@@ -127,7 +108,7 @@ def run_scenario(session, hops, backend):
     wait_for("the address error", lambda: text_of(d, "error-hops.1.nodes.0.addr") == "address needs a port")
     typed(d, "node-1-0-addr", h2.addr)
     wait_for("the error gone", lambda: not d.find_elements("css selector", '[data-testid="error-hops.1.nodes.0.addr"]'))
-    still_shot(d, "chains-01-editor")
+    shot(d, "chains-01-editor")
     by_id(d, "save-chain").click()
     wait_for("the chain card", lambda: by_id(d, "chain-card-e2e-chain"))
     path = text_of(d, "chain-path-e2e-chain")
@@ -167,7 +148,7 @@ def run_scenario(session, hops, backend):
     ok = wait_for("the probe passing", lambda: text_of(d, "probe-ok-e2e-chain"))
     assert backend.addr in ok and "2 hops" in ok, ok
     assert text_of(d, "path-hop-ms-e2e-chain-1").endswith("ms")
-    still_shot(d, "chains-02-path-healthy")
+    shot(d, "chains-02-path-healthy")
 
     # Hop 2 dies: a connection attempt fails and its node is marked.
     h2.kill()
@@ -191,7 +172,7 @@ def run_scenario(session, hops, backend):
     failed = wait_for("the probe failing", lambda: text_of(d, "probe-failed-e2e-chain"))
     assert failed.startswith("hop 2 (%s) refused: " % h2.addr), failed
     assert "broken" in by_id(d, "path-hop-e2e-chain-1").get_attribute("class")
-    still_shot(d, "chains-03-probe-failed")
+    shot(d, "chains-03-probe-failed")
 
     # Deleting the chain while the rule uses it is refused, naming the rule.
     by_id(d, "delete-chain-e2e-chain").click()

@@ -34,14 +34,6 @@ def enter_interval(d, text):
     field.send_keys(text + Keys.TAB)
 
 
-def screenshot(d, name):
-    # WebKitWebDriver's screenshot never returns while the page does not overflow
-    # the window (a short view such as this one): one pixel more lets it.
-    d.execute_script("document.body.style.minHeight = 'calc(100vh + 1px)'")
-    shot(d, name)
-    d.execute_script("document.body.style.minHeight = ''")
-
-
 def open_settings(d):
     wait_for("the tabs", lambda: by_id(d, "tab-settings"))
     by_id(d, "tab-settings").click()
@@ -71,7 +63,7 @@ def test_theme_and_stats_interval_survive_a_restart(session):
     assert saved(session).get("statsIntervalMs") == 2500
     enter_interval(d, "2.5")
     wait_for("the error cleared", lambda: not d.find_elements("css selector", '[data-testid="settings-error-statsIntervalMs"]'))
-    screenshot(d, "settings-01")
+    shot(d, "settings-01")
     session.close_app()
 
     d = session.open()
