@@ -2,49 +2,22 @@
 //! real Portway socks5 services run in-process by a second engine, the rule's
 //! target a real echo server, the profile a real folder.
 
-use portway_app::backend::Backend;
+mod common;
+use common::*;
+
 use portway_core::config::load_str;
-use portway_core::store::ProfileStore;
 use portway_core::Engine;
 use portway_ipc::*;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-fn backend(dir: &std::path::Path) -> Backend {
-    let b = match Backend::start(ProfileStore::open(dir.to_path_buf())) {
-        Ok(b) => b,
-        Err(e) => panic!("backend: {}", e.message),
-    };
-    // An empty profile: nothing else listens or uses a chain.
+/// A backend on an empty profile: nothing else listens or uses a chain.
+fn backend(dir: &std::path::Path) -> portway_app::backend::Backend {
+    let b = common::backend(dir);
     b.profile_create("chains").expect("profile");
     b
-}
-
-/// A TCP echo server that greets with `name\n`.
-fn echo_backend(name: &'static str) -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let a = l.local_addr().expect("addr");
-    std::thread::spawn(move || {
-        for s in l.incoming().take(64) {
-            let Ok(mut s) = s else { continue };
-            std::thread::spawn(move || {
-                let _ = s.write_all(format!("{name}\n").as_bytes());
-                let mut b = [0u8; 4096];
-                while let Ok(n) = s.read(&mut b) {
-                    if n == 0 || s.write_all(&b[..n]).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    a
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("port")
 }
 
 /// Two Portway socks5 proxies on free ports, in their own engine and runtime; the
@@ -121,23 +94,6 @@ fn rule(name: &str, port: u16, target: SocketAddr, chain: &str) -> RuleDraft {
         ttl_secs: 5,
         chain: chain.into(),
     }
-}
-
-fn hello(port: u16) -> std::io::Result<(String, TcpStream)> {
-    let mut s = TcpStream::connect_timeout(&SocketAddr::from(([127, 0, 0, 1], port)), Duration::from_secs(3))?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    let mut name = Vec::new();
-    let mut b = [0u8; 1];
-    loop {
-        if s.read(&mut b)? == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        if b[0] == b'\n' {
-            break;
-        }
-        name.push(b[0]);
-    }
-    Ok((String::from_utf8_lossy(&name).into_owned(), s))
 }
 
 fn echo_round_trip(s: &mut TcpStream, payload: &[u8]) {

@@ -1,77 +1,14 @@
 //! The app's commands against a real engine, real sockets and a real profile
 //! folder (what the window's buttons do, minus the window).
 
-use portway_app::backend::Backend;
-use portway_core::store::ProfileStore;
+mod common;
+use common::*;
+
 use portway_ipc::*;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-
-fn backend(dir: &std::path::Path) -> Backend {
-    match Backend::start(ProfileStore::open(dir.to_path_buf())) {
-        Ok(b) => b,
-        Err(e) => panic!("backend: {}", e.message),
-    }
-}
-
-/// A TCP echo backend that greets with `name\n`.
-fn echo_backend(name: &'static str) -> std::net::SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let a = l.local_addr().expect("addr");
-    std::thread::spawn(move || {
-        for s in l.incoming().take(64) {
-            let Ok(mut s) = s else { continue };
-            std::thread::spawn(move || {
-                let _ = s.write_all(format!("{name}\n").as_bytes());
-                let mut b = [0u8; 4096];
-                while let Ok(n) = s.read(&mut b) {
-                    if n == 0 || s.write_all(&b[..n]).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    a
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("port")
-}
-
-fn draft(name: &str, listen: String, target: String) -> RuleDraft {
-    RuleDraft {
-        name: name.into(),
-        kind: RuleKindDto::LocalTcp,
-        listen,
-        targets: vec![target],
-        strategy: "round".into(),
-        max_fails: 1,
-        fail_timeout_secs: 10,
-        keep_alive: false,
-        ttl_secs: 5,
-        chain: String::new(),
-    }
-}
-
-fn hello(port: u16) -> std::io::Result<(String, TcpStream)> {
-    let mut s = TcpStream::connect_timeout(&format!("127.0.0.1:{port}").parse().expect("addr"), Duration::from_secs(3))?;
-    s.set_read_timeout(Some(Duration::from_secs(3)))?;
-    let mut name = Vec::new();
-    let mut b = [0u8; 1];
-    loop {
-        if s.read(&mut b)? == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        if b[0] == b'\n' {
-            break;
-        }
-        name.push(b[0]);
-    }
-    Ok((String::from_utf8_lossy(&name).into_owned(), s))
-}
 
 fn rule<'a>(s: &'a AppSnapshot, name: &str) -> &'a RuleView {
     s.rules.iter().find(|r| r.rule.name == name).unwrap_or_else(|| panic!("no rule {name} in {:?}", s.rules))

@@ -1,46 +1,16 @@
 //! The Connections view's backend against a real engine and real sockets: the live
 //! stream, closing by id, the recently closed ring.
 
+mod common;
+use common::*;
+
 use portway_app::backend::Backend;
-use portway_core::store::ProfileStore;
 use portway_ipc::*;
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-
-fn backend(dir: &std::path::Path) -> Backend {
-    match Backend::start(ProfileStore::open(dir.to_path_buf())) {
-        Ok(b) => b,
-        Err(e) => panic!("backend: {}", e.message),
-    }
-}
-
-/// A TCP echo server that greets with `hi\n`, for as many clients as come.
-fn echo_backend() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let a = l.local_addr().expect("addr");
-    std::thread::spawn(move || {
-        for s in l.incoming() {
-            let Ok(mut s) = s else { continue };
-            std::thread::spawn(move || {
-                let _ = s.write_all(b"hi\n");
-                let mut b = [0u8; 4096];
-                while let Ok(n) = s.read(&mut b) {
-                    if n == 0 || s.write_all(&b[..n]).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    a
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("port")
-}
 
 /// A backend running rule `fwd` from a free port to an echo server; returns the port.
 fn with_rule(b: &Backend, target: SocketAddr) -> u16 {
@@ -141,7 +111,7 @@ fn wait(what: &str, secs: u64, ok: impl Fn() -> bool) {
 fn stream_shows_connections_with_rule_target_and_growing_bytes() {
     let dir = tempfile::tempdir().expect("tmp");
     let b = backend(dir.path());
-    let target = echo_backend();
+    let target = echo_backend("hi");
     let port = with_rule(&b, target);
     let (_id, rx) = subscribe(&b);
     let mut t = Table::default();
@@ -186,7 +156,7 @@ fn stream_shows_connections_with_rule_target_and_growing_bytes() {
 fn closing_by_id_closes_the_client_socket_and_keeps_it_in_recently_closed() {
     let dir = tempfile::tempdir().expect("tmp");
     let b = backend(dir.path());
-    let port = with_rule(&b, echo_backend());
+    let port = with_rule(&b, echo_backend("hi"));
     let mut keep = client(port);
     let mut gone = client(port);
     echo(&mut gone, b"12345");
@@ -248,7 +218,7 @@ fn closing_by_id_closes_the_client_socket_and_keeps_it_in_recently_closed() {
 fn recently_closed_is_bounded_to_the_last_200() {
     let dir = tempfile::tempdir().expect("tmp");
     let b = backend(dir.path());
-    let port = with_rule(&b, echo_backend());
+    let port = with_rule(&b, echo_backend("hi"));
     let mut clients = Vec::new();
     for _ in 0..210 {
         let mut c = client(port);

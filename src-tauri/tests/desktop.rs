@@ -1,6 +1,9 @@
 //! The tray's menu and actions, the desktop settings and the notification rule,
 //! against a real engine, real sockets and a real profile folder (no display).
 
+mod common;
+use common::*;
+
 use portway_app::backend::Backend;
 use portway_app::desktop::{notice_for, tray_model, NoticeGate, NoticeKind, TrayAction, NOTICE_QUIET};
 use portway_core::stats::ServiceState;
@@ -10,50 +13,8 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-fn backend(dir: &std::path::Path) -> Backend {
-    match Backend::start(ProfileStore::open(dir.to_path_buf())) {
-        Ok(b) => b,
-        Err(e) => panic!("backend: {}", e.message),
-    }
-}
-
-/// A TCP echo server.
-fn echo_server() -> std::net::SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let a = l.local_addr().expect("addr");
-    std::thread::spawn(move || {
-        for s in l.incoming().take(64) {
-            let Ok(mut s) = s else { continue };
-            std::thread::spawn(move || {
-                let mut b = [0u8; 4096];
-                while let Ok(n) = s.read(&mut b) {
-                    if n == 0 || s.write_all(&b[..n]).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    a
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("port")
-}
-
-fn draft(name: &str, port: u16, target: std::net::SocketAddr) -> RuleDraft {
-    RuleDraft {
-        name: name.into(),
-        kind: RuleKindDto::LocalTcp,
-        listen: format!("127.0.0.1:{port}"),
-        targets: vec![target.to_string()],
-        strategy: "round".into(),
-        max_fails: 1,
-        fail_timeout_secs: 10,
-        keep_alive: false,
-        ttl_secs: 5,
-        chain: String::new(),
-    }
+fn rule_on(name: &str, port: u16, target: std::net::SocketAddr) -> RuleDraft {
+    draft(name, format!("127.0.0.1:{port}"), target.to_string())
 }
 
 /// Bytes through the rule on `port` come back.
@@ -77,8 +38,8 @@ fn two_rules(dir: &std::path::Path) -> (Backend, u16, u16) {
     b.profile_create("work").expect("profile");
     let target = echo_server();
     let (pa, pb) = (free_port(), free_port());
-    b.rule_save(draft("a", pa, target), None).expect("rule a");
-    b.rule_save(draft("b", pb, target), None).expect("rule b");
+    b.rule_save(rule_on("a", pa, target), None).expect("rule a");
+    b.rule_save(rule_on("b", pb, target), None).expect("rule b");
     (b, pa, pb)
 }
 
@@ -115,7 +76,7 @@ fn the_tray_icon_says_failing_idle_or_running() {
     // A rule whose port is taken fails.
     let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = taken.local_addr().expect("addr").port();
-    let s = b.rule_save(draft("clash", port, echo_server()), None).expect("saved");
+    let s = b.rule_save(rule_on("clash", port, echo_server()), None).expect("saved");
     assert!(s.rules.iter().any(|r| r.rule.name == "clash" && r.state == RuleState::Failed), "{s:?}");
     let m = b.tray().expect("tray");
     assert_eq!(m.icon, TrayIconKind::Failing);
@@ -323,7 +284,7 @@ fn a_real_bind_failure_reaches_the_notification_gate() {
     let mut events = b.engine().subscribe();
     let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = taken.local_addr().expect("addr").port();
-    b.rule_save(draft("clash", port, echo_server()), None).expect("saved");
+    b.rule_save(rule_on("clash", port, echo_server()), None).expect("saved");
     let mut gate = NoticeGate::default();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let notice = b.runtime().block_on(async {

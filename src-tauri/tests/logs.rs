@@ -2,9 +2,11 @@
 //! target writes, the batch a view starts with, a stream that ends, and no
 //! password in any line.
 
+mod common;
+use common::*;
+
 use portway_app::backend::Backend;
 use portway_core::logging::{ring, CaptureLayer};
-use portway_core::store::ProfileStore;
 use portway_ipc::*;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -40,14 +42,7 @@ fn init_logging() {
 
 fn backend(dir: &std::path::Path) -> Backend {
     init_logging();
-    match Backend::start(ProfileStore::open(dir.to_path_buf())) {
-        Ok(b) => b,
-        Err(e) => panic!("backend: {}", e.message),
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("port")
+    common::backend(dir)
 }
 
 /// An address where nothing listens any more: connecting is refused.
@@ -56,21 +51,6 @@ fn dead_addr() -> String {
     let a = l.local_addr().expect("addr").to_string();
     drop(l);
     a
-}
-
-fn draft(name: &str, listen: String, target: String) -> RuleDraft {
-    RuleDraft {
-        name: name.into(),
-        kind: RuleKindDto::LocalTcp,
-        listen,
-        targets: vec![target],
-        strategy: "round".into(),
-        max_fails: 1,
-        fail_timeout_secs: 10,
-        keep_alive: false,
-        ttl_secs: 5,
-        chain: String::new(),
-    }
 }
 
 /// Connects and waits for the rule to close the connection (its target refused).
