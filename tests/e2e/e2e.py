@@ -8,6 +8,8 @@ import subprocess
 import threading
 import time
 
+import urllib3
+
 from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.options import ArgOptions
@@ -101,16 +103,29 @@ class Session:
         os.close(r)
         self.env = dict(os.environ, DISPLAY=":" + display.decode().strip(), PORTWAY_CONFIG_DIR=config_dir, WEBKIT_DISABLE_DMABUF_RENDERER="1")
         self.port = free_port()
-        driver = subprocess.Popen(["tauri-driver", "--port", str(self.port), "--native-port", str(free_port())], env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        native = free_port()
+        driver = subprocess.Popen(["tauri-driver", "--port", str(self.port), "--native-port", str(native)], env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.procs.append(driver)
         wait_for("tauri-driver", lambda: socket.create_connection(("127.0.0.1", self.port), timeout=1).close() or True)
+        # tauri-driver forwards a new session to WebKitWebDriver, which it starts
+        # itself: a session asked for before that one listens is dropped unanswered.
+        wait_for("WebKitWebDriver", lambda: socket.create_connection(("127.0.0.1", native), timeout=1).close() or True)
         self.driver = None
 
     def open(self):
         opts = ArgOptions()
         opts.set_capability("browserName", "wry")
         opts.set_capability("tauri:options", {"application": APP})
-        self.driver = webdriver.Remote(command_executor="http://127.0.0.1:%d" % self.port, options=opts)
+        # A dropped new-session request (the drivers still settling) is retried, a
+        # bounded number of times; any other failure is the test's.
+        for attempt in range(3):
+            try:
+                self.driver = webdriver.Remote(command_executor="http://127.0.0.1:%d" % self.port, options=opts)
+                break
+            except (ConnectionError, urllib3.exceptions.ProtocolError):
+                if attempt == 2:
+                    raise
+                time.sleep(1)
         # The app runs on this machine: give file inputs local paths (WebKitWebDriver
         # has no upload endpoint).
         self.driver.file_detector = UselessFileDetector()
