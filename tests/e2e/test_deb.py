@@ -25,6 +25,8 @@ def test_deb_package_installs_binary_desktop_entry_and_icons():
     control = subprocess.run(["dpkg-deb", "-f", deb], check=True, capture_output=True, text=True).stdout
     assert "Package: portway" in control
     assert "libwebkit2gtk-4.1-0" in control, control
+    # The tray needs AppIndicator at run time.
+    assert "libayatana-appindicator3-1" in control, control
     desktop = subprocess.run(["dpkg-deb", "--fsys-tarfile", deb], check=True, capture_output=True).stdout
     member = "usr/share/applications/Portway.desktop"
     names = subprocess.run(["tar", "-t"], input=desktop, check=True, capture_output=True).stdout.decode().split()
