@@ -599,8 +599,8 @@ impl Backend {
         self.snapshot()
     }
 
-    /// Dials through `rule`'s chain as a connection would (to its first target)
-    /// and reports each hop's result and time.
+    /// Dials through `rule`'s chain as a connection would (to each of its
+    /// targets) and reports each hop's result and time.
     pub fn chain_probe(&self, rule: &str) -> Result<ProbeView, AppError> {
         let cfg = self.engine.config();
         let svc = cfg.service(rule).ok_or_else(|| AppError { rule: Some(rule.into()), ..AppError::new(ErrorCode::NotFound, format!("no rule named {rule:?}")) })?;
@@ -622,7 +622,8 @@ impl Backend {
             // Never the password: the engine's messages name nodes by address.
             tracing::info!(rule = %rule, "probe failed: {}", report.error.as_deref().unwrap_or(""));
         }
-        Ok(ProbeView { rule: report.service, chain, target: report.target, ok: report.ok, ms: report.ms, hops, error: report.error })
+        let targets = report.targets.into_iter().map(|t| ProbeTarget { target: t.target, ok: t.ok, ms: t.ms, error: t.error }).collect();
+        Ok(ProbeView { rule: report.service, chain, target: report.target, ok: report.ok, ms: report.ms, hops, error: report.error, targets })
     }
 }
 

@@ -226,7 +226,7 @@ pub fn notice_text(rule: &str, kind: &NoticeKind) -> (String, String) {
 pub fn tray_host() -> Result<(), String> {
     let conn = zbus::blocking::Connection::session().map_err(|e| format!("no session D-Bus: {e}"))?;
     let dbus = zbus::blocking::fdo::DBusProxy::new(&conn).map_err(|e| format!("session D-Bus: {e}"))?;
-    let name = zbus::names::BusName::try_from("org.kde.StatusNotifierWatcher").map_err(|e| e.to_string())?;
+    let name = zbus::names::BusName::try_from(TRAY_WATCHER).map_err(|e| e.to_string())?;
     match dbus.name_has_owner(name) {
         Ok(true) => Ok(()),
         Ok(false) => Err("no StatusNotifierWatcher on the session D-Bus".into()),
@@ -238,6 +238,35 @@ pub fn tray_host() -> Result<(), String> {
 pub fn tray_host() -> Result<(), String> {
     Ok(())
 }
+
+/// Calls `on_change(present)` with whether a tray host is on the session bus: once
+/// at the start, then whenever one appears or leaves (a panel started late, or one
+/// that crashed). Blocks while the bus connection lives; run it on its own thread.
+#[cfg(target_os = "linux")]
+pub fn watch_tray_host(mut on_change: impl FnMut(bool)) -> Result<(), String> {
+    let conn = zbus::blocking::Connection::session().map_err(|e| format!("no session D-Bus: {e}"))?;
+    let dbus = zbus::blocking::fdo::DBusProxy::new(&conn).map_err(|e| format!("session D-Bus: {e}"))?;
+    // Subscribe before looking, so a host that appears in between is not missed.
+    let changes = dbus.receive_name_owner_changed_with_args(&[(0, TRAY_WATCHER)]).map_err(|e| format!("session D-Bus: {e}"))?;
+    let name = zbus::names::BusName::try_from(TRAY_WATCHER).map_err(|e| e.to_string())?;
+    on_change(dbus.name_has_owner(name).map_err(|e| format!("session D-Bus: {e}"))?);
+    for change in changes {
+        if let Ok(args) = change.args() {
+            on_change(args.new_owner().is_some());
+        }
+    }
+    Err("the session D-Bus connection closed".into())
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn watch_tray_host(_on_change: impl FnMut(bool)) -> Result<(), String> {
+    Ok(())
+}
+
+/// The D-Bus name a StatusNotifier host (the tray of KDE, GNOME's AppIndicator
+/// extension, Xfce, waybar …) owns.
+#[cfg(target_os = "linux")]
+const TRAY_WATCHER: &str = "org.kde.StatusNotifierWatcher";
 
 /// The Settings view: the saved preferences and whether there is a tray.
 #[tauri::command]

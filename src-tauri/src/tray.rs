@@ -9,6 +9,7 @@ use crate::commands::Shared;
 use crate::desktop::{self, NoticeGate, TrayAction, SNAPSHOT_CHANGED, WINDOW_CHANGED};
 use portway_core::stats::Event;
 use portway_ipc::*;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tauri::image::Image;
@@ -22,7 +23,10 @@ const TRAY_ID: &str = "portway";
 
 /// The desktop state the commands and window events need.
 pub struct Desktop {
-    pub tray_problem: Option<String>,
+    /// Why there is no usable tray, shown in Settings.
+    tray_problem: Mutex<Option<String>>,
+    /// Whether a tray host is on the bus now (it can come and go after start).
+    host: AtomicBool,
     tray: Mutex<Option<TrayIcon<Wry>>>,
     /// The model the tray shows, to skip rebuilding an unchanged menu.
     shown: Mutex<Option<TrayModel>>,
@@ -30,8 +34,9 @@ pub struct Desktop {
 }
 
 impl Desktop {
+    /// A tray the user can see: built, and a host on the bus to show it.
     pub fn tray_available(&self) -> bool {
-        lock(&self.tray).is_some()
+        self.host.load(Ordering::SeqCst) && lock(&self.tray).is_some()
     }
 
     /// Asks the tray to follow a change (coalesced).
@@ -40,7 +45,7 @@ impl Desktop {
     }
 
     pub fn state(&self, settings: DesktopSettings) -> DesktopState {
-        DesktopState { settings, tray_available: self.tray_available(), tray_problem: self.tray_problem.clone() }
+        DesktopState { settings, tray_available: self.tray_available(), tray_problem: lock(&self.tray_problem).clone() }
     }
 }
 
@@ -173,6 +178,72 @@ fn notify(app: &AppHandle, title: &str, body: &str) {
     }
 }
 
+/// Builds the tray for the current state. A missing libappindicator panics inside
+/// the tray crate: a tray is not worth the app, so that is an error here.
+fn build_tray(app: &AppHandle, backend: &Backend) -> Result<(TrayIcon<Wry>, TrayModel), String> {
+    let model = backend.tray().map_err(|e| e.message)?;
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| create_tray(app, &model)))
+        .map_err(|_| "the tray library is missing (libayatana-appindicator3)".to_string())?
+        .map(|t| (t, model))
+        .map_err(|e| e.to_string())
+}
+
+/// Follows the tray host after start: a panel that starts after Portway gets the
+/// tray; one that goes away while the window is hidden brings the window back,
+/// since nothing else could. Settings shows which is the case.
+fn follow_tray_host(app: &AppHandle) {
+    let handle = app.clone();
+    let spawned = std::thread::Builder::new().name("tray-host".into()).spawn(move || {
+        let r = desktop::watch_tray_host(|present| on_tray_host(&handle, present));
+        if let Err(why) = r {
+            tracing::debug!("not following the tray host: {why}");
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::warn!("not following the tray host: {e}");
+    }
+}
+
+fn on_tray_host(app: &AppHandle, present: bool) {
+    let Some(d) = app.try_state::<Desktop>() else { return };
+    if d.host.swap(present, Ordering::SeqCst) == present {
+        return;
+    }
+    if present {
+        tracing::info!("a system tray appeared");
+        if lock(&d.tray).is_none() {
+            // Menus and the indicator belong to the GTK thread.
+            let handle = app.clone();
+            let r = app.run_on_main_thread(move || {
+                let Some(d) = handle.try_state::<Desktop>() else { return };
+                let backend = handle.state::<Shared>().inner().clone();
+                match build_tray(&handle, &backend) {
+                    Ok((t, m)) => {
+                        *lock(&d.tray) = Some(t);
+                        *lock(&d.shown) = Some(m);
+                        *lock(&d.tray_problem) = None;
+                    }
+                    Err(why) => {
+                        tracing::warn!("no system tray: {why}");
+                        *lock(&d.tray_problem) = Some(why);
+                    }
+                }
+                let _ = handle.emit(SNAPSHOT_CHANGED, ());
+            });
+            if let Err(e) = r {
+                tracing::warn!("tray: {e}");
+            }
+            return;
+        }
+        *lock(&d.tray_problem) = None;
+    } else {
+        tracing::warn!("the system tray went away");
+        *lock(&d.tray_problem) = Some("the system tray went away (its panel stopped); closing the window quits Portway until it is back".into());
+        show_window(app);
+    }
+    let _ = app.emit(SNAPSHOT_CHANGED, ());
+}
+
 /// Sets up the tray (when a host exists), the close-to-tray and start-minimised
 /// behaviour, autostart, and the task that follows the engine. Never fails.
 pub fn setup(app: &AppHandle) {
@@ -189,30 +260,21 @@ pub fn setup(app: &AppHandle) {
             tracing::info!("no system tray: {why}");
             (None, Some(why))
         }
-        Ok(()) => {
-            let model = backend.tray();
-            let built = model.map_err(|e| e.message).and_then(|m| {
-                // A missing libappindicator panics inside the tray crate: a tray is
-                // not worth the app.
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| create_tray(app, &m).map(|t| (t, m))))
-                    .map_err(|_| "the tray library is missing (libayatana-appindicator3)".to_string())
-                    .and_then(|r| r.map_err(|e| e.to_string()))
-            });
-            match built {
-                Ok((t, m)) => (Some((t, m)), None),
-                Err(why) => {
-                    tracing::warn!("no system tray: {why}");
-                    (None, Some(why))
-                }
+        Ok(()) => match build_tray(app, &backend) {
+            Ok(t) => (Some(t), None),
+            Err(why) => {
+                tracing::warn!("no system tray: {why}");
+                (None, Some(why))
             }
-        }
+        },
     };
     let (tray, shown) = match tray {
         Some((t, m)) => (Some(t), Some(m)),
         None => (None, None),
     };
     let has_tray = tray.is_some();
-    app.manage(Desktop { tray_problem, tray: Mutex::new(tray), shown: Mutex::new(shown), poke });
+    app.manage(Desktop { tray_problem: Mutex::new(tray_problem), host: AtomicBool::new(has_tray), tray: Mutex::new(tray), shown: Mutex::new(shown), poke });
+    follow_tray_host(app);
 
     if settings.start_minimized && has_tray {
         if let Some(w) = app.get_webview_window("main") {

@@ -291,7 +291,18 @@ fn probe(argv: Vec<String>) -> Result<ExitCode> {
                 Some(e) => out.push_str(&format!("  FAILED  {what} ({}) after {} ms: {e}\n", h.addr, h.ms)),
             }
         }
+        if !report.targets.is_empty() {
+            out.push_str("targets:\n");
+            for t in &report.targets {
+                match &t.error {
+                    None => out.push_str(&format!("  ok      {} {} ms\n", t.target, t.ms)),
+                    Some(e) => out.push_str(&format!("  FAILED  {} after {} ms: {e}\n", t.target, t.ms)),
+                }
+            }
+        }
+        let down = report.targets.iter().filter(|t| !t.ok).count();
         match &report.error {
+            None if down > 0 => out.push_str(&format!("failed: {down} of {} targets unreachable\n", report.targets.len())),
             None => out.push_str(&format!("ok: route works ({} ms)\n", report.ms)),
             Some(e) => out.push_str(&format!("failed: {e}\n")),
         }

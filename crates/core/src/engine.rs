@@ -51,31 +51,115 @@ pub async fn probe_config(config: &Config, service: &str, target: Option<&str>) 
     Ok(probe_plan(service, plan_service(config, svc).map(Arc::new), target).await)
 }
 
+/// Most targets one probe dials; a rule with more lists the rest as not tried.
+const PROBE_MAX_TARGETS: usize = 16;
+
 async fn probe_plan(service: &str, plan: Result<Arc<ServicePlan>, String>, target: Option<&str>) -> ProbeReport {
+    let failed = |target: String, error: String| ProbeReport { service: service.into(), target, ok: false, ms: 0, hops: Vec::new(), error: Some(error), targets: Vec::new() };
     let plan = match plan {
         Ok(p) => p,
-        Err(e) => return ProbeReport { service: service.into(), target: target.unwrap_or_default().into(), ok: false, ms: 0, hops: Vec::new(), error: Some(e) },
+        Err(e) => return failed(target.unwrap_or_default().into(), e),
     };
-    let target = target
-        .map(str::to_string)
-        .or_else(|| plan.targets.iter().find(|t| !t.addr.ends_with(":0") || plan.chain.is_some()).map(|t| t.addr.clone()))
-        .filter(|t| !t.is_empty());
     let network = match plan.network {
         Network::Tcp => crate::chain::Network::Tcp,
         Network::Udp => crate::chain::Network::Udp,
     };
-    if plan.chain.is_none() && network == crate::chain::Network::Udp {
-        let error = "a UDP target without a chain cannot be probed: UDP has no handshake to test".to_string();
-        return ProbeReport { service: service.into(), target: target.unwrap_or_default(), ok: false, ms: 0, hops: Vec::new(), error: Some(error) };
+    // A remote rule breaks first where its port is opened: walk that chain's hops
+    // (the last node listens for us), then dial the targets as its connections would.
+    if let Some(bind) = plan.bind_chain.as_deref() {
+        let t0 = std::time::Instant::now();
+        let r = crate::chain::dial_route(Some(bind), crate::chain::Network::Tcp, None, plan.dial_timeout, None).await;
+        let ms = t0.elapsed().as_millis() as u64;
+        match r {
+            Ok((_conn, route)) => {
+                let mut report = probe_targets(service, &plan, network, target).await;
+                let mut hops = route.hops;
+                hops.append(&mut report.hops);
+                report.hops = hops;
+                report.ms += ms;
+                return report;
+            }
+            Err((e, route)) => {
+                return ProbeReport { service: service.into(), target: target.unwrap_or_default().into(), ok: false, ms, hops: route.hops, error: Some(e), targets: Vec::new() };
+            }
+        }
     }
-    let t0 = std::time::Instant::now();
-    let r = crate::chain::dial_route(plan.chain.as_deref(), network, target.as_deref(), plan.dial_timeout, None).await;
-    let ms = t0.elapsed().as_millis() as u64;
-    let (ok, hops, error) = match r {
-        Ok((_conn, route)) => (true, route.hops, None),
-        Err((e, route)) => (false, route.hops, Some(e)),
+    if plan.chain.is_none() && network == crate::chain::Network::Udp {
+        return failed(target.unwrap_or_default().into(), "a UDP target without a chain cannot be probed: UDP has no handshake to test".into());
+    }
+    probe_targets(service, &plan, network, target).await
+}
+
+/// Dials `target`, or every forwarding target of the rule (each through the
+/// chain, at the same time), so a dead second backend shows before the selector
+/// needs it. The report's route is the first failure's, else the first target's.
+async fn probe_targets(service: &str, plan: &Arc<ServicePlan>, network: crate::chain::Network, target: Option<&str>) -> ProbeReport {
+    let targets: Vec<String> = match target {
+        Some(t) if !t.is_empty() => vec![t.to_string()],
+        _ => {
+            let mut all: Vec<String> = Vec::new();
+            for t in plan.targets.iter().filter(|t| !t.addr.ends_with(":0") || plan.chain.is_some()) {
+                if !all.contains(&t.addr) {
+                    all.push(t.addr.clone());
+                }
+            }
+            all
+        }
     };
-    ProbeReport { service: service.into(), target: target.unwrap_or_default(), ok, ms, hops, error }
+    // A proxy service has no targets of its own: probe its hops only.
+    if targets.is_empty() {
+        let t0 = std::time::Instant::now();
+        let r = crate::chain::dial_route(plan.chain.as_deref(), network, None, plan.dial_timeout, None).await;
+        let ms = t0.elapsed().as_millis() as u64;
+        let (ok, hops, error) = match r {
+            Ok((_conn, route)) => (true, route.hops, None),
+            Err((e, route)) => (false, route.hops, Some(e)),
+        };
+        return ProbeReport { service: service.into(), target: String::new(), ok, ms, hops, error, targets: Vec::new() };
+    }
+    let tried = targets.len().min(PROBE_MAX_TARGETS);
+    let mut set = tokio::task::JoinSet::new();
+    for (i, t) in targets[..tried].iter().enumerate() {
+        let (plan, t) = (plan.clone(), t.clone());
+        set.spawn(async move {
+            let t0 = std::time::Instant::now();
+            let r = crate::chain::dial_route(plan.chain.as_deref(), network, Some(&t), plan.dial_timeout, None).await;
+            let ms = t0.elapsed().as_millis() as u64;
+            match r {
+                Ok((_conn, route)) => (i, t, ms, route.hops, None),
+                Err((e, route)) => (i, t, ms, route.hops, Some(e)),
+            }
+        });
+    }
+    let mut results = Vec::with_capacity(tried);
+    while let Some(r) = set.join_next().await {
+        // A dial that panicked is a bug elsewhere; its target is simply missing here.
+        if let Ok(r) = r {
+            results.push(r);
+        }
+    }
+    results.sort_by_key(|r| r.0);
+    let results: Vec<_> = results.into_iter().map(|(_, t, ms, hops, e)| (t, ms, hops, e)).collect();
+    let mut per_target: Vec<TargetProbe> = results.iter().map(|(t, ms, _, e)| TargetProbe { target: t.clone(), ok: e.is_none(), ms: *ms, error: e.clone() }).collect();
+    for t in &targets[tried..] {
+        per_target.push(TargetProbe { target: t.clone(), ok: false, ms: 0, error: Some(format!("not tried: a probe dials at most {PROBE_MAX_TARGETS} targets")) });
+    }
+    let main = results.iter().position(|r| r.3.is_some()).unwrap_or(0);
+    let Some((t, ms, hops, error)) = results.into_iter().nth(main) else {
+        return ProbeReport { service: service.into(), target: String::new(), ok: false, ms: 0, hops: Vec::new(), error: Some("nothing to probe".into()), targets: per_target };
+    };
+    // One target is the whole story; several are listed only when there are several.
+    let targets = if per_target.len() > 1 { per_target } else { Vec::new() };
+    ProbeReport { service: service.into(), target: t, ok: error.is_none() && targets.iter().all(|x| x.ok), ms, hops, error, targets }
+}
+
+/// One forwarding target as the probe found it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TargetProbe {
+    pub target: String,
+    pub ok: bool,
+    pub ms: u64,
+    pub error: Option<String>,
 }
 
 /// What [`Engine::probe`] found.
@@ -90,6 +174,9 @@ pub struct ProbeReport {
     /// Each hop reached, the failing one last (its `error` set).
     pub hops: Vec<crate::chain::HopResult>,
     pub error: Option<String>,
+    /// Every target's result when the rule has several (the route above is the
+    /// first failing one's); empty for a single target.
+    pub targets: Vec<TargetProbe>,
 }
 
 /// What `apply` did.
@@ -305,7 +392,8 @@ impl Engine {
     /// Dials through a service's chain as a connection would, and reports each
     /// hop's result and time: "hop 2 (127.0.0.12:1080) refused: authentication
     /// failed" instead of "it doesn't work". `target` defaults to the service's
-    /// first forwarding target; a proxy service without one probes its hops only.
+    /// forwarding targets (all of them, at once); a proxy service without one
+    /// probes its hops only; a remote rule first walks the chain that opens its port.
     /// A running service's node health is updated as by real traffic.
     pub async fn probe(&self, service: &str, target: Option<&str>) -> Result<ProbeReport, EngineError> {
         let plan = {
@@ -526,18 +614,23 @@ fn sample(name: &str, s: &Svc, rates: (u64, u64)) -> ServiceStats {
         errors: c.errors.load(Relaxed),
         last_error: c.last_error(),
         nodes: s.plan.as_ref().map(|p| p.targets.iter().map(|t| p.selector.health(t)).collect()).unwrap_or_default(),
-        hops: s
-            .plan
-            .as_ref()
-            .and_then(|p| p.chain.as_ref())
-            .map(|c| {
-                c.hops
-                    .iter()
-                    .map(|h| crate::stats::HopHealth { chain: c.name.clone(), hop: h.name.clone(), nodes: h.nodes.iter().map(|n| h.selector.health(n)).collect() })
-                    .collect()
-            })
-            .unwrap_or_default(),
+        hops: s.plan.as_ref().map(|p| hop_health(p)).unwrap_or_default(),
     }
+}
+
+/// Node health of every chain a service uses: the one it dials through and, for
+/// a remote rule, the one whose last node opens its port.
+fn hop_health(p: &ServicePlan) -> Vec<crate::stats::HopHealth> {
+    let mut out = Vec::new();
+    let mut seen: Vec<&str> = Vec::new();
+    for c in [p.bind_chain.as_deref(), p.chain.as_deref()].into_iter().flatten() {
+        if seen.contains(&c.name.as_str()) {
+            continue;
+        }
+        seen.push(&c.name);
+        out.extend(c.hops.iter().map(|h| crate::stats::HopHealth { chain: c.name.clone(), hop: h.name.clone(), nodes: h.nodes.iter().map(|n| h.selector.health(n)).collect() }));
+    }
+    out
 }
 
 async fn stats_ticker(inner: Weak<Inner>, mut tick: tokio::sync::watch::Receiver<Duration>, stop: CancellationToken) {

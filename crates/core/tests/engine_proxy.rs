@@ -231,3 +231,41 @@ async fn curl_through_http_and_auto_services_with_a_socks5_upstream_chain() {
     let st = e.stats_now();
     assert!(st.iter().all(|s| s.bytes_out > 0), "bytes counted: {st:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_probe_dials_every_target_and_names_the_dead_one() {
+    let a = tcp_backend("127.0.0.1", "a").await;
+    let b = tcp_backend("127.0.0.1", "b").await;
+    let dead = format!("127.0.0.1:{}", free_port());
+    let hops = engine();
+    hops.apply(cfg(&format!("services:\n{}", socks_service("hop", "", "", "")))).await;
+    let hop = listening(&hops, "hop").to_string();
+    let y = format!(
+        "services:\n- name: fwd\n  addr: 127.0.0.1:0\n  handler: {{type: tcp, chain: c}}\n  listener: {{type: tcp}}\n  forwarder: {{nodes: [{{name: a, addr: \"{}\"}}, {{name: dead, addr: \"{dead}\"}}, {{name: b, addr: \"{}\"}}]}}\nchains:\n- name: c\n  hops:\n  - name: hop-0\n    nodes:\n{}",
+        a.addr,
+        b.addr,
+        node("hop", &hop, "socks5", None)
+    );
+    let e = engine();
+    e.apply(cfg(&y)).await;
+    let r = e.probe("fwd", None).await.expect("probe");
+    assert!(!r.ok, "one target of three is down: {r:?}");
+    let seen: Vec<(String, bool)> = r.targets.iter().map(|t| (t.target.clone(), t.ok)).collect();
+    assert_eq!(seen, vec![(a.addr.to_string(), true), (dead.clone(), false), (b.addr.to_string(), true)]);
+    // The route shown is the failing target's: the hop answered, the target did not.
+    assert_eq!(r.target, dead);
+    assert!(r.hops[0].error.is_none(), "{r:?}");
+    assert!(r.error.clone().unwrap_or_default().contains(&dead), "{r:?}");
+    // Asked for one target, only that one is dialled.
+    let r = e.probe("fwd", Some(&b.addr.to_string())).await.expect("probe");
+    assert!(r.ok && r.targets.is_empty(), "{r:?}");
+    // Without a chain the targets are dialled directly.
+    let direct = format!(
+        "services:\n- name: fwd\n  addr: 127.0.0.1:0\n  handler: {{type: tcp}}\n  listener: {{type: tcp}}\n  forwarder: {{nodes: [{{name: a, addr: \"{}\"}}, {{name: dead, addr: \"{dead}\"}}]}}\n",
+        a.addr
+    );
+    e.apply(cfg(&direct)).await;
+    let r = e.probe("fwd", None).await.expect("probe");
+    assert_eq!(r.targets.iter().map(|t| t.ok).collect::<Vec<_>>(), vec![true, false], "{r:?}");
+    assert_eq!(r.targets[1].error.as_deref().map(|e| e.contains("refused")), Some(true), "{r:?}");
+}

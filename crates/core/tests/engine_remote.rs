@@ -156,3 +156,40 @@ async fn a_port_taken_on_the_hop_is_shown_and_retried_until_it_frees() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_rule_shows_its_hop_health_and_the_probe_walks_that_chain() {
+    let backend = tcp_backend("127.0.0.1", "private-service").await;
+    let hop_port = free_port();
+    let hop = engine();
+    hop.apply(cmd(&[format!("socks5://127.0.0.1:{hop_port}?bind=true")], &[])).await;
+    let port = free_port();
+    let client = engine();
+    client.apply(cmd(&[format!("rtcp://127.0.0.1:{port}/{}", backend.addr)], &[format!("socks5://127.0.0.1:{hop_port}")])).await;
+    assert_eq!(hello_when_bound(port).await.0, "private-service");
+    // The chain that opens the port is the rule's chain as far as the user is concerned.
+    let st = client.stats_now();
+    assert_eq!(st[0].hops.len(), 1, "{st:?}");
+    assert_eq!(st[0].hops[0].nodes[0].addr, format!("127.0.0.1:{hop_port}"));
+    assert_eq!(st[0].hops[0].nodes[0].fails, 0);
+    let r = client.probe("service-0", None).await.expect("probe");
+    assert!(r.ok, "{r:?}");
+    assert_eq!(r.hops.first().map(|h| h.addr.clone()), Some(format!("127.0.0.1:{hop_port}")), "{r:?}");
+    assert_eq!(r.hops.last().map(|h| h.hop.as_str()), Some("target"), "then the local target: {r:?}");
+
+    // The hop goes away: the re-bind attempts mark its node, and the probe names it.
+    hop.shutdown().await;
+    let deadline = tokio::time::Instant::now() + T;
+    loop {
+        let st = client.stats_now();
+        if st[0].hops[0].nodes[0].fails > 0 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the hop's node never marked: {st:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let r = client.probe("service-0", None).await.expect("probe");
+    assert!(!r.ok);
+    assert_eq!(r.hops.last().and_then(|h| h.error.clone()).as_deref(), Some("connection refused"), "{r:?}");
+    assert!(r.error.unwrap_or_default().contains(&format!("127.0.0.1:{hop_port}")));
+}

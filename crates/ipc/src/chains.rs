@@ -162,4 +162,19 @@ pub struct ProbeView {
     /// Each step reached, the failing one last.
     pub hops: Vec<ProbeHop>,
     pub error: Option<String>,
+    /// Every target's result when the rule has several (the steps above are the
+    /// first failing target's); empty for one target.
+    pub targets: Vec<ProbeTarget>,
+}
+
+/// One of a rule's targets as the probe found it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+#[ts(export)]
+pub struct ProbeTarget {
+    pub target: String,
+    pub ok: bool,
+    #[ts(type = "number")]
+    pub ms: u64,
+    pub error: Option<String>,
 }

@@ -84,6 +84,7 @@ describe("Chains view", () => {
         { index: 1, hop: "hop-1", node: "b", addr: "127.0.0.12:1080", ms: 14, error: "authentication failed" },
       ],
       error: 'chain "via-bastion" hop "hop-1" node "b" (127.0.0.12:1080): authentication failed',
+      targets: [],
     };
     const b = await openChains({ chain_probe: () => probe });
     const pick = screen.getByTestId("probe-rule-via-bastion") as HTMLSelectElement;
@@ -100,10 +101,35 @@ describe("Chains view", () => {
   });
 
   it("a successful probe shows the total time", async () => {
-    const ok: ProbeView = { rule: "web", chain: "via-bastion", target: "127.0.0.1:8000", ok: true, ms: 9, hops: [{ index: 0, hop: "hop-0", node: "a", addr: "127.0.0.11:1080", ms: 2, error: null }, { index: 1, hop: "hop-1", node: "b", addr: "127.0.0.12:1080", ms: 7, error: null }], error: null };
+    const ok: ProbeView = { rule: "web", chain: "via-bastion", target: "127.0.0.1:8000", ok: true, ms: 9, hops: [{ index: 0, hop: "hop-0", node: "a", addr: "127.0.0.11:1080", ms: 2, error: null }, { index: 1, hop: "hop-1", node: "b", addr: "127.0.0.12:1080", ms: 7, error: null }], error: null, targets: [] };
     await openChains({ chain_probe: () => ok });
     await fireEvent.click(screen.getByTestId("probe-chain-via-bastion"));
     expect((await screen.findByTestId("probe-ok-via-bastion")).textContent).toBe("Reached 127.0.0.1:8000 through 2 hops in 9 ms.");
+    expect(screen.queryByTestId("probe-targets-via-bastion")).toBeNull();
+  });
+
+  it("a rule with several targets lists each, the dead one with its reason", async () => {
+    const hops = [{ index: 0, hop: "hop-0", node: "a", addr: "127.0.0.11:1080", ms: 2, error: null }, { index: 1, hop: "hop-1", node: "b", addr: "127.0.0.12:1080", ms: 7, error: null }];
+    const probe: ProbeView = {
+      rule: "web",
+      chain: "via-bastion",
+      target: "127.0.0.1:8001",
+      ok: false,
+      ms: 12,
+      hops: [...hops, { index: null, hop: "target", node: "", addr: "127.0.0.1:8001", ms: 3, error: "connection refused" }],
+      error: "dial 127.0.0.1:8001: connection refused",
+      targets: [
+        { target: "127.0.0.1:8000", ok: true, ms: 9, error: null },
+        { target: "127.0.0.1:8001", ok: false, ms: 12, error: "dial 127.0.0.1:8001: connection refused" },
+      ],
+    };
+    await openChains({ chain_probe: () => probe });
+    await fireEvent.click(screen.getByTestId("probe-chain-via-bastion"));
+    expect((await screen.findByTestId("probe-failed-via-bastion")).textContent).toBe("target 127.0.0.1:8001 could not be reached through the last hop: connection refused");
+    expect(screen.getByTestId("probe-target-127.0.0.1:8000").textContent).toContain("reached in 9 ms");
+    const dead = screen.getByTestId("probe-target-127.0.0.1:8001");
+    expect(dead.textContent).toContain("connection refused");
+    expect(dead.classList.contains("bad")).toBe(true);
   });
 
   it("the form flags a node address without a port inline and sends nothing", async () => {

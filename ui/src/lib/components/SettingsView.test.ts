@@ -133,7 +133,8 @@ describe("Settings view", () => {
 
   it("without a system tray it says closing quits, and the tray settings are off", async () => {
     await openSettings({}, state({}, false));
-    expect(screen.getByTestId("settings-no-tray").textContent?.trim()).toBe("No system tray was found; closing the window quits Portway.");
+    expect(screen.getByTestId("settings-no-tray").textContent).toContain("No system tray was found; closing the window quits Portway.");
+    expect(screen.getByTestId("settings-tray-why").textContent).toBe("Why: no StatusNotifierWatcher on the session D-Bus.");
     expect(input("settings-close-to-tray").disabled).toBe(true);
     expect(input("settings-start-minimized").disabled).toBe(true);
     expect(input("settings-start-at-login").disabled).toBe(false);
