@@ -138,10 +138,21 @@ def run_scenario(session):
         wait_for("a few samples drawn", lambda: int(by_id(d, "traffic-chart-total").get_attribute("data-samples")) >= 5)
         # uPlot drew on its canvases (one per graph).
         assert len(d.find_elements(By.CSS_SELECTOR, '[data-testid="traffic-chart-total"] canvas')) == 1
-        assert len(d.find_elements(By.CSS_SELECTOR, '[data-testid="traffic-chart-rule"] canvas')) == 1
+        # The rule's small graph in its card (created when the card scrolls into sight).
+        d.execute_script("arguments[0].scrollIntoView({block: 'nearest'})", by_id(d, "traffic-card-echo-fwd"))
+        wait_for("the rule's card graph", lambda: len(d.find_elements(By.CSS_SELECTOR, '[data-testid="traffic-card-echo-fwd"] canvas')) == 1)
+        assert by_id(d, "traffic-card-status-echo-fwd").get_attribute("textContent").strip() == "running"
+        assert "KiB/s" in by_id(d, "traffic-card-rates-echo-fwd").text or "MiB/s" in by_id(d, "traffic-card-rates-echo-fwd").text
         assert "KiB/s" in by_id(d, "traffic-total-in").text or "MiB/s" in by_id(d, "traffic-total-in").text
         time.sleep(3)  # a few more seconds of curve for the screenshot
         shot(d, "traffic-01-graphs")
+        # The card opens the rule's graph large in the total's place; Back returns.
+        by_id(d, "traffic-card-echo-fwd").click()
+        wait_for("the large rule graph", lambda: len(d.find_elements(By.CSS_SELECTOR, '[data-testid="traffic-chart-rule"] canvas')) == 1)
+        assert not d.find_elements(By.CSS_SELECTOR, '[data-testid="traffic-chart-total"]')
+        shot(d, "traffic-02-rule-large")
+        by_id(d, "traffic-back").click()
+        wait_for("the total graph back", lambda: len(d.find_elements(By.CSS_SELECTOR, '[data-testid="traffic-chart-total"] canvas')) == 1)
     finally:
         stop.set()
         t.join(timeout=10)

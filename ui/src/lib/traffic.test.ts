@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { rateTicks, Ring, TRAFFIC_SAMPLES, TrafficHistory } from "./traffic";
+import { clockLabel, MIN_Y_TOP, niceTop, peakOf, rateTicks, Ring, TRAFFIC_SAMPLES, TrafficHistory, yTop } from "./traffic";
 import { frame, stats } from "../test/fixtures";
 
 describe("Ring", () => {
@@ -53,5 +53,31 @@ describe("rateTicks", () => {
     expect(rateTicks([0, 512 * 1024, 1024 * 1024, 1.5 * 1024 * 1024])).toEqual(["0", "0.5 MiB/s", "1.0 MiB/s", "1.5 MiB/s"]);
     expect(rateTicks([0, 20 * 1024, 40 * 1024])).toEqual(["0", "20 KiB/s", "40 KiB/s"]);
     expect(rateTicks([0, 2 * 1024 ** 3])).toEqual(["0", "2 GiB/s"]);
+  });
+});
+
+describe("peakOf and yTop", () => {
+  it("take the highest rate in or out, and the shared top over a graph's own", () => {
+    expect(peakOf(null)).toBe(0);
+    expect(peakOf({ times: [1, 2, 3], rateIn: [5, 900, 7], rateOut: [4000, 0, 1] })).toBe(4000);
+    expect(yTop(4000, null)).toBe(4000);
+    expect(yTop(4000, 9000)).toBe(9000);
+    // Idle graphs still get an axis: a flat line at the bottom, not a line at mid-height.
+    expect(yTop(0, null)).toBe(MIN_Y_TOP);
+    expect(yTop(10, 0)).toBe(MIN_Y_TOP);
+  });
+});
+
+describe("niceTop and clockLabel", () => {
+  it("round a small graph's top up in its own unit, and label times as hh:mm", () => {
+    const KiB = 1024;
+    expect(niceTop(501 * KiB)).toBe(600 * KiB);
+    expect(niceTop(40 * KiB)).toBe(40 * KiB);
+    expect(niceTop(3 * KiB)).toBe(3 * KiB);
+    expect(niceTop(1.3 * KiB * KiB)).toBe(1.5 * KiB * KiB);
+    expect(niceTop(700)).toBe(800);
+    expect(niceTop(0)).toBe(MIN_Y_TOP);
+    const t = new Date(2026, 10, 26, 8, 5, 30).getTime() / 1000;
+    expect(clockLabel(t)).toBe("08:05");
   });
 });

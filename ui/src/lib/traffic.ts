@@ -106,6 +106,48 @@ export class TrafficHistory {
   }
 }
 
+/** The y-axis never tops out below this, so an idle graph is a flat line at the bottom. */
+export const MIN_Y_TOP = 1024;
+
+/** The highest rate, in or out, in a chart's data (0 for none). */
+export function peakOf(d: ChartData | null): number {
+  let max = 0;
+  if (!d) return max;
+  for (const v of d.rateIn) if (v > max) max = v;
+  for (const v of d.rateOut) if (v > max) max = v;
+  return max;
+}
+
+/**
+ * The top of a chart's y-axis: the shared top when the graphs share one scale
+ * (so they compare at a glance), else the chart's own peak.
+ */
+export function yTop(ownPeak: number, shared: number | null): number {
+  return Math.max(shared ?? ownPeak, MIN_Y_TOP);
+}
+
+const NICE = [1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10];
+
+/**
+ * A rate rounded up to a round number in its binary unit (501 KiB/s → 600 KiB/s),
+ * so a small graph's three ticks (0, half, top) read as round numbers.
+ */
+export function niceTop(v: number): number {
+  if (!(v > 0) || !Number.isFinite(v)) return MIN_Y_TOP;
+  let unit = 1;
+  while (v >= 1024 * unit && unit < 1024 ** 4) unit *= 1024;
+  const x = v / unit;
+  const p = 10 ** Math.floor(Math.log10(x));
+  const m = NICE.find((n) => n * p >= x * (1 - 1e-12)) ?? 10;
+  return m * p * unit;
+}
+
+/** "08:05" for unix seconds, in local time (the small graphs' time axis). */
+export function clockLabel(secs: number): string {
+  const d = new Date(secs * 1000);
+  return `${String(d.getHours()).padStart(2, "0")}:${String(d.getMinutes()).padStart(2, "0")}`;
+}
+
 const UNITS = ["B/s", "KiB/s", "MiB/s", "GiB/s", "TiB/s"];
 
 /**
