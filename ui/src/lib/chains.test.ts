@@ -20,7 +20,7 @@ describe("chains model", () => {
   });
 
   it("a probe that fails at the target says so; one without steps shows the engine's error", () => {
-    const base = { rule: "r", chain: "c", target: "t:1", ok: false, ms: 5, error: "plan error" };
+    const base = { rule: "r", chain: "c", target: "t:1", ok: false, ms: 5, error: "plan error", targets: [] };
     expect(probeFailure({ ...base, hops: [{ index: 0, hop: "h", node: "n", addr: "a:1", ms: 1, error: null }, { index: null, hop: "target", node: "t:1", addr: "t:1", ms: 1, error: "connection refused" }] })).toEqual({
       index: null,
       text: "target t:1 could not be reached through the last hop: connection refused",
