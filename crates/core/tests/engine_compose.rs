@@ -160,7 +160,7 @@ async fn socks5_and_relay_services_open_a_bound_port_for_a_binding_client() {
     server.apply(cmd(&["socks5://127.0.0.1:0?bind=true".into(), "relay://127.0.0.1:0?bind=true".into(), "socks5://127.0.0.1:0".into()], &[])).await;
     let want = free_port_on("127.0.0.1");
     let ctl = tokio::net::TcpStream::connect(listening(&server, "service-0")).await.expect("connect");
-    let (bound, mux) = Socks5Connector::new(Socks5Options::default()).mux_bind(ctl, &Addr::parse(&format!("127.0.0.1:{want}")).expect("addr")).await.expect("mux bind");
+    let (bound, mux) = Socks5Connector::new(Socks5Options::default()).mux_bind(ctl, &Addr::parse(&format!("127.0.0.1:{want}")).expect("addr"), Default::default()).await.expect("mux bind");
     assert_eq!(bound.port, want);
     // A peer connects to the bound port; the binding client gets a stream naming it.
     let mut peer = tokio::net::TcpStream::connect(("127.0.0.1", want)).await.expect("the port is open on the server");
@@ -186,13 +186,13 @@ async fn socks5_and_relay_services_open_a_bound_port_for_a_binding_client() {
     }
     // Without bind=true the server refuses, naming the reason.
     let ctl = tokio::net::TcpStream::connect(listening(&server, "service-2")).await.expect("connect");
-    let e = Socks5Connector::new(Socks5Options::default()).mux_bind(ctl, &Addr::parse("127.0.0.1:0").expect("addr")).await.expect_err("refused");
+    let e = Socks5Connector::new(Socks5Options::default()).mux_bind(ctl, &Addr::parse("127.0.0.1:0").expect("addr"), Default::default()).await.expect_err("refused");
     assert!(e.to_string().contains("not allowed"), "{e}");
     // Relay BIND.
     let ctl = tokio::net::TcpStream::connect(listening(&server, "service-1")).await.expect("connect");
     let want = free_port_on("127.0.0.1");
     let opts = portway_core::connector::relay::ConnectorOptions::default();
-    let (bound, mux) = portway_core::connector::relay::bind_tcp(ctl, &Addr::parse(&format!("127.0.0.1:{want}")).expect("addr"), &opts).await.expect("relay bind");
+    let (bound, mux) = portway_core::connector::relay::bind_tcp(ctl, &Addr::parse(&format!("127.0.0.1:{want}")).expect("addr"), &opts, Default::default()).await.expect("relay bind");
     assert_eq!(bound.port, want);
     let mut peer = tokio::net::TcpStream::connect(("127.0.0.1", want)).await.expect("relay-bound port open");
     peer.write_all(b"r").await.expect("write");

@@ -14,7 +14,7 @@ use portway_core::framed::tun_split;
 use portway_core::handler::bind::MuxBindServer;
 use portway_core::handler::relay::{self as hrelay, Command};
 use portway_core::handler::socks5 as h5;
-use portway_core::mux::MuxStream;
+use portway_core::mux::{MuxConfig, MuxStream};
 use std::collections::HashSet;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -105,7 +105,7 @@ async fn socks5_conn(mut c: TcpStream, bind: bool, tx: mpsc::UnboundedSender<Eve
         Err(e) => return drop(tx.send(Event::Error(e.to_string()))),
     };
     let r = match req.cmd {
-        cmd::MUX_BIND => match h5::mux_bind(c, &req, local_ip).await {
+        cmd::MUX_BIND => match h5::mux_bind(c, &req, local_ip, MuxConfig::default()).await {
             Ok(srv) => return serve_mux(srv, tx).await,
             Err(e) => Err(e.to_string()),
         },
@@ -134,7 +134,7 @@ async fn relay_conn(mut c: TcpStream, bind: bool, tx: mpsc::UnboundedSender<Even
     assert_eq!(req.cmd, Command::Bind);
     let addr = req.addr.clone().unwrap();
     let r = match req.network {
-        portway_core::codec::relay::Network::Tcp => match hrelay::bind_tcp(c, &addr).await {
+        portway_core::codec::relay::Network::Tcp => match hrelay::bind_tcp(c, &addr, MuxConfig::default()).await {
             Ok(srv) => return serve_mux(srv, tx).await,
             Err(e) => Err(e.to_string()),
         },
@@ -172,12 +172,12 @@ fn relay_opts(srv: &Server) -> ConnectorOptions {
 
 async fn socks5_mux_bind(srv: &Server, addr: &Addr) -> (Addr, MuxListener) {
     let c = t(TcpStream::connect(srv.addr)).await.unwrap();
-    t(Socks5Connector::default().mux_bind(c, addr)).await.unwrap()
+    t(Socks5Connector::default().mux_bind(c, addr, MuxConfig::default())).await.unwrap()
 }
 
 async fn relay_mux_bind(srv: &Server, addr: &Addr) -> (Addr, MuxListener) {
     let c = t(TcpStream::connect(srv.addr)).await.unwrap();
-    t(crelay::bind_tcp(c, addr, &relay_opts(srv))).await.unwrap()
+    t(crelay::bind_tcp(c, addr, &relay_opts(srv), MuxConfig::default())).await.unwrap()
 }
 
 /// Three peers connect at once to the remote port; each gets its own stream,
@@ -345,7 +345,7 @@ async fn port_in_use_is_an_error_on_both_sides() {
 
     let mut srv = server(Proto::Socks5, true).await;
     let c = t(TcpStream::connect(srv.addr)).await.unwrap();
-    let e = t(Socks5Connector::default().mux_bind(c, &addr)).await.unwrap_err().to_string();
+    let e = t(Socks5Connector::default().mux_bind(c, &addr, MuxConfig::default())).await.unwrap_err().to_string();
     assert_eq!(e, format!("socks5: server refused MUX-BIND {addr}: general failure (reply 0x01)"));
     let e = srv.error().await;
     assert!(e.starts_with(&format!("socks5: cannot listen on {addr} for MUX-BIND: ")), "{e}");
@@ -353,7 +353,7 @@ async fn port_in_use_is_an_error_on_both_sides() {
 
     let mut srv = server(Proto::Relay, true).await;
     let c = t(TcpStream::connect(srv.addr)).await.unwrap();
-    let e = t(crelay::bind_tcp(c, &addr, &relay_opts(&srv))).await.unwrap_err().to_string();
+    let e = t(crelay::bind_tcp(c, &addr, &relay_opts(&srv), MuxConfig::default())).await.unwrap_err().to_string();
     assert_eq!(e, format!("relay: {} refused: service unavailable", srv.addr));
     let e = srv.error().await;
     assert!(e.starts_with(&format!("relay: cannot listen on {addr} for BIND: ")), "{e}");
@@ -371,13 +371,13 @@ async fn port_in_use_is_an_error_on_both_sides() {
 async fn bind_false_is_refused_naming_the_option() {
     let mut srv = server(Proto::Socks5, false).await;
     let c = t(TcpStream::connect(srv.addr)).await.unwrap();
-    let e = t(Socks5Connector::default().mux_bind(c, &loopback0())).await.unwrap_err().to_string();
+    let e = t(Socks5Connector::default().mux_bind(c, &loopback0(), MuxConfig::default())).await.unwrap_err().to_string();
     assert_eq!(e, "socks5: server refused MUX-BIND 127.0.0.1:0: not allowed by ruleset (reply 0x02)");
     assert_eq!(srv.error().await, "socks5: MUX-BIND is disabled on this service (enable it with bind=true)");
 
     let mut srv = server(Proto::Relay, false).await;
     let c = t(TcpStream::connect(srv.addr)).await.unwrap();
-    let e = t(crelay::bind_tcp(c, &loopback0(), &relay_opts(&srv))).await.unwrap_err().to_string();
+    let e = t(crelay::bind_tcp(c, &loopback0(), &relay_opts(&srv), MuxConfig::default())).await.unwrap_err().to_string();
     assert_eq!(e, format!("relay: {} refused: forbidden", srv.addr));
     assert_eq!(srv.error().await, "relay: BIND is disabled (the relay service needs bind=true)");
 }
@@ -501,7 +501,7 @@ async fn socks5_client_speaks_example_c() {
         s
     });
     let c = t(TcpStream::connect(addr)).await.unwrap();
-    let (bound, ln) = t(Socks5Connector::default().mux_bind(c, &Addr::parse(":8080").unwrap())).await.unwrap();
+    let (bound, ln) = t(Socks5Connector::default().mux_bind(c, &Addr::parse(":8080").unwrap(), MuxConfig::default())).await.unwrap();
     assert_eq!(bound.to_string(), "127.0.0.1:8080");
     let (mut s, peer) = t(ln.accept()).await.unwrap();
     assert_eq!((s.id(), peer.to_string()), (3, "203.0.113.9:40000".to_string()));
@@ -533,7 +533,7 @@ async fn relay_client_speaks_example_f() {
     });
     let c = t(TcpStream::connect(addr)).await.unwrap();
     let opts = ConnectorOptions { auth: None, nodelay: false, server: addr.to_string() };
-    let (bound, ln) = t(crelay::bind_tcp(c, &Addr::parse("0.0.0.0:8080").unwrap(), &opts)).await.unwrap();
+    let (bound, ln) = t(crelay::bind_tcp(c, &Addr::parse("0.0.0.0:8080").unwrap(), &opts, MuxConfig::default())).await.unwrap();
     assert_eq!(bound.to_string(), "[::]:8080");
     let (mut s, peer) = t(ln.accept()).await.unwrap();
     assert_eq!(peer.to_string(), "203.0.113.9:40000");
@@ -564,7 +564,7 @@ async fn a_broken_stream_header_is_skipped() {
         s
     });
     let c = t(TcpStream::connect(addr)).await.unwrap();
-    let (_, ln) = t(Socks5Connector::default().mux_bind(c, &loopback0())).await.unwrap();
+    let (_, ln) = t(Socks5Connector::default().mux_bind(c, &loopback0(), MuxConfig::default())).await.unwrap();
     let (s, peer) = t(ln.accept()).await.unwrap();
     assert_eq!((s.id(), peer.to_string()), (5, "10.0.0.1:80".to_string()));
     assert!(t(ln.accept()).await.is_none());

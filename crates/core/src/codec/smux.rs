@@ -23,6 +23,9 @@ pub const CMD_NOP: u8 = 3;
 /// v2 window update; a v1 reader still accepts and ignores it, as xtaci does.
 pub const CMD_UPD: u8 = 4;
 pub const UPD_LEN: usize = 8;
+/// The window a v2 writer assumes before the reader's first UPD (xtaci's
+/// `initialPeerWindow`), whatever the reader's own buffer is.
+pub const INITIAL_PEER_WINDOW: u32 = 256 * 1024;
 
 /// Largest payload one frame can carry (LEN is 16 bits).
 pub const MAX_PAYLOAD: usize = u16::MAX as usize;
@@ -46,6 +49,10 @@ pub enum SmuxError {
     TooLarge(usize),
     #[error("smux: no frame from the peer for {0:?} (keepalive timeout)")]
     KeepaliveTimeout(std::time::Duration),
+    #[error("smux: the peer sent {unread} unread bytes to stream {sid}, more than the window of {window} it was given (it ignores flow control)")]
+    WindowExceeded { sid: u32, unread: usize, window: usize },
+    #[error("smux: the peer acknowledged more bytes on stream {0} than were sent to it (it is out of step)")]
+    Overacknowledged(u32),
     #[error("smux: stream ids are used up; a new session is needed")]
     GoAway,
     #[error("smux: session closed ({0})")]
@@ -81,6 +88,17 @@ pub fn encode(version: u8, cmd: u8, sid: u32, data: &[u8], out: &mut Vec<u8>) ->
     out.extend_from_slice(&sid.to_le_bytes());
     out.extend_from_slice(data);
     Ok(())
+}
+
+/// Writes a v2 window update: the reader of stream `sid` has consumed
+/// `consumed` bytes in all (wrapping at 2^32) and buffers up to `window`.
+/// xtaci puts both in the payload, little-endian like the header, with LEN 8.
+pub fn encode_upd(version: u8, sid: u32, consumed: u32, window: u32, out: &mut Vec<u8>) {
+    let mut body = [0u8; UPD_LEN];
+    body[..4].copy_from_slice(&consumed.to_le_bytes());
+    body[4..].copy_from_slice(&window.to_le_bytes());
+    // Eight bytes always fit in a frame.
+    let _ = encode(version, CMD_UPD, sid, &body, out);
 }
 
 /// The frame at the start of `buf` and the bytes it took, or `Ok(None)` when more
@@ -195,6 +213,28 @@ mod tests {
         assert_eq!(decode(&full, 1).unwrap().unwrap().1, 8 + 65535);
         let mut v = Vec::new();
         assert!(matches!(encode(1, CMD_PSH, 1, &vec![0; 65536], &mut v), Err(SmuxError::TooLarge(65536))));
+    }
+
+    /// A v2 UPD as xtaci's `sendWindowUpdate` writes it: stream 3 has read
+    /// 0x10 bytes and keeps a 64 KiB window.
+    #[test]
+    fn upd_bytes_match_xtaci_layout() {
+        let mut v = Vec::new();
+        encode_upd(VERSION_2, 3, 0x10, 65536, &mut v);
+        assert_eq!(v, hex("02 04 0800 03000000 10000000 00000100"));
+        let (f, n) = decode(&v, VERSION_2).unwrap().unwrap();
+        assert_eq!((f, n), (Frame::Upd { sid: 3, consumed: 0x10, window: 65536 }, 16));
+        // Wrapped counters travel as they are.
+        v.clear();
+        encode_upd(VERSION_2, 0x0102_0304, u32::MAX, 0x0004_0000, &mut v);
+        assert_eq!(v, hex("02 04 0800 04030201 FFFFFFFF 00000400"));
+        for cut in 0..v.len() {
+            assert!(decode(&v[..cut], VERSION_2).unwrap().is_none(), "cut {cut}");
+        }
+        // A v2 session refuses a v1 frame and the other way round.
+        let e = decode(&v, VERSION_1).unwrap_err();
+        assert!(e.to_string().contains("version 2, this side version 1"), "{e}");
+        assert!(matches!(decode(&hex("01 03 0000 00000000"), VERSION_2), Err(SmuxError::BadVersion { got: 1, want: 2 })));
     }
 
     impl Frame<'_> {

@@ -49,6 +49,8 @@ pub struct NodeOpts {
     pub ss_cipher: Option<crate::codec::ss::SsCipher>,
     /// SSH client settings for an `sshd` dialer (GOST puts `user:pass@` there).
     pub ssh: Option<crate::ssh::client::SshClientConfig>,
+    /// smux settings for a multiplexed BIND through this node (connector `mux.*`).
+    pub mux: crate::mux::MuxConfig,
 }
 
 impl std::fmt::Debug for NodeOpts {
@@ -118,6 +120,8 @@ pub struct ServicePlan {
     /// Remote forwarding (`rtcp`/`rudp` with `listener.chain`): the chain whose
     /// last node opens the port; `chain` then only dials the targets.
     pub bind_chain: Option<Arc<ChainPlan>>,
+    /// smux settings of the multiplexed BINDs this handler serves (handler `mux.*`).
+    pub mux: crate::mux::MuxConfig,
 }
 
 impl ServicePlan {
@@ -304,7 +308,18 @@ fn node_opts(n: &NodeConfig, connector: String, dialer: String, ctx: &str) -> Re
     } else {
         None
     };
-    Ok(NodeOpts { addr: n.addr.clone(), connector, dialer, auth, ss_cipher, ssh, connector_md: c.metadata, dialer_md: d.metadata, tls })
+    let mux = mux_config(&connector, &c.metadata).map_err(|e| format!("{ctx}: connector.{e}"))?;
+    Ok(NodeOpts { addr: n.addr.clone(), connector, dialer, auth, ss_cipher, ssh, connector_md: c.metadata, dialer_md: d.metadata, tls, mux })
+}
+
+/// The `mux.*` keys of a connector or handler that multiplexes BIND (GOST reads
+/// them in socks5 and relay only; elsewhere they mean nothing and are left alone).
+fn mux_config(kind: &str, md: &Metadata) -> Result<crate::mux::MuxConfig, String> {
+    if matches!(kind, "socks5" | "socks" | "relay" | "auto") {
+        crate::mux::MuxConfig::from_metadata(md).map_err(|e| e.to_string())
+    } else {
+        Ok(crate::mux::MuxConfig::default())
+    }
 }
 
 fn check_type(gost: &[&str], ours: &[&str], what: &str, kind: &str, ctx: &str) -> Result<(), String> {
@@ -437,6 +452,7 @@ pub fn plan_service(cfg: &Config, s: &ServiceConfig) -> Result<ServicePlan, Stri
         None
     };
     let read_timeout = hmd.get_duration(&["readTimeout"]).map_err(e)?.filter(|d| !d.is_zero()).unwrap_or(Duration::from_secs(15));
+    let mux = mux_config(&handler, hmd).map_err(e)?;
     if auther.is_some() && !is_proxy_handler(&handler) {
         // GOST ignores auth on a forwarding handler too; say so rather than let the
         // user believe the port is protected.
@@ -462,6 +478,7 @@ pub fn plan_service(cfg: &Config, s: &ServiceConfig) -> Result<ServicePlan, Stri
         ss_cipher,
         bind_chain,
         ssh_server,
+        mux,
     })
 }
 

@@ -32,12 +32,13 @@ pub struct MuxListener {
 }
 
 impl MuxListener {
-    /// Takes over `control` right after a successful bind answer.
-    pub fn new<S>(control: S, bound: Addr, dialect: Dialect) -> MuxListener
+    /// Takes over `control` right after a successful bind answer, with the
+    /// connector's `mux.*` settings.
+    pub fn new<S>(control: S, bound: Addr, dialect: Dialect, cfg: MuxConfig) -> MuxListener
     where
         S: AsyncRead + AsyncWrite + Send + 'static,
     {
-        MuxListener { session: MuxSession::server(control, MuxConfig::default()), bound, dialect }
+        MuxListener { session: MuxSession::server(control, cfg), bound, dialect }
     }
 
     /// Where the server listens, as it answered.

@@ -25,6 +25,7 @@ use crate::codec::relay::{
     encode_datagram, message_len, status_text, CodecError, Network, RelayError, Request, Response, HEADER_LEN, STATUS_OK,
 };
 use crate::connector::bind::{Dialect, MuxListener};
+use crate::mux::MuxConfig;
 use std::io;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
@@ -330,12 +331,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for RelayStream<S> {
 /// listener of the smux session `control` becomes (relay BIND always
 /// multiplexes). `0.0.0.0:port` is sent as ATYP 1, which every GOST server
 /// reads; a stable GOST client's empty-domain form is only accepted, not sent.
-pub async fn bind_tcp<S>(mut control: S, addr: &Addr, opts: &ConnectorOptions) -> Result<(Addr, MuxListener), RelayError>
+pub async fn bind_tcp<S>(mut control: S, addr: &Addr, opts: &ConnectorOptions, mux: MuxConfig) -> Result<(Addr, MuxListener), RelayError>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let bound = bind_request(&mut control, addr, Network::Tcp, opts).await?;
-    Ok((bound.clone(), MuxListener::new(control, bound, Dialect::Relay)))
+    Ok((bound.clone(), MuxListener::new(control, bound, Dialect::Relay, mux)))
 }
 
 /// Asks the relay server to listen on UDP `addr` (rudp, CMD `82`). From then

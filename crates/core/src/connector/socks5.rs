@@ -4,6 +4,7 @@
 
 use crate::codec::addr::{Addr, Host};
 use crate::connector::bind::{Dialect, MuxListener};
+use crate::mux::MuxConfig;
 use crate::codec::socks5::{
     self as s5, cmd, method, rep, Decoded, Message, Socks5Error, MAX_REQUEST_LEN,
 };
@@ -167,14 +168,15 @@ impl Socks5Connector {
     /// Handshake + MUX-BIND (`F2`, what GOST's rtcp asks a SOCKS5 hop for):
     /// the server listens on `addr` (`0.0.0.0:port` for `:port`). Returns the
     /// address it answered and the listener whose `accept` yields one stream per
-    /// connection the server takes (§5.8 C). `control` becomes the smux session.
-    pub async fn mux_bind<S>(&self, mut control: S, addr: &Addr) -> Result<(Addr, MuxListener), Socks5Error>
+    /// connection the server takes (§5.8 C). `control` becomes the smux session,
+    /// run with `mux` (the connector's `mux.*`).
+    pub async fn mux_bind<S>(&self, mut control: S, addr: &Addr, mux: MuxConfig) -> Result<(Addr, MuxListener), Socks5Error>
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         self.handshake(&mut control).await?;
         let bound = self.request(&mut control, cmd::MUX_BIND, addr).await?;
-        Ok((bound.clone(), MuxListener::new(control, bound, Dialect::Socks5)))
+        Ok((bound.clone(), MuxListener::new(control, bound, Dialect::Socks5, mux)))
     }
 
     /// Handshake + UDP-TUN bind (`F3` with a port, GOST's rudp through SOCKS5):

@@ -6,7 +6,7 @@
 //!
 //! Engine flow for a MUX-BIND / relay BIND TCP:
 //! ```text
-//! let mut srv = socks5::mux_bind(conn, &req, conn_local_ip).await?;   // or relay::bind_tcp
+//! let mut srv = socks5::mux_bind(conn, &req, conn_local_ip, mux_cfg).await?;   // or relay::bind_tcp
 //! while let Some(inb) = srv.accept().await? {
 //!     spawn(pipe inb.peer <-> inb.stream, counting bytes, listed as a connection)
 //! }   // None: the control connection ended; the listener is closed already

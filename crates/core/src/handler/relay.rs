@@ -326,13 +326,13 @@ async fn respond_bound<S: AsyncWrite + Unpin>(s: &mut S, bound: std::net::Socket
 /// which this server opens a stream per inbound connection and writes
 /// `01 00 FLEN [Addr peer]` on it first (go-gost/x `handler/relay/bind.go`,
 /// `entrypoint.go`). See [`MuxBindServer::accept`].
-pub async fn bind_tcp<S>(mut control: S, addr: &Addr) -> Result<MuxBindServer, RelayError>
+pub async fn bind_tcp<S>(mut control: S, addr: &Addr, cfg: MuxConfig) -> Result<MuxBindServer, RelayError>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let listener = listen_or_refuse(&mut control, addr, bind::listen_tcp(addr)).await?;
     respond_bound(&mut control, listener.local_addr()?).await?;
-    Ok(MuxBindServer::new(control, listener, peer_header, MuxConfig::default())?)
+    Ok(MuxBindServer::new(control, listener, peer_header, cfg)?)
 }
 
 fn peer_header(peer: &Addr) -> Vec<u8> {

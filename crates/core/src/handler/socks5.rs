@@ -219,15 +219,16 @@ where
 /// with `reply_ip` (the control connection's local IP, or `publicAddr`) and the
 /// bound port, then turns `control` into an smux session in which this server
 /// opens a stream per inbound connection, writing `05 00 00 <peer>` first
-/// (§5.8 C). See [`MuxBindServer::accept`].
-pub async fn mux_bind<S>(mut control: S, req: &Request, reply_ip: Option<IpAddr>) -> Result<MuxBindServer, Socks5Error>
+/// (§5.8 C). `cfg` is the handler's `mux.*` (both ends must agree on
+/// `mux.version`). See [`MuxBindServer::accept`].
+pub async fn mux_bind<S>(mut control: S, req: &Request, reply_ip: Option<IpAddr>, cfg: MuxConfig) -> Result<MuxBindServer, Socks5Error>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let listener = listen_or_refuse(&mut control, req, bind::listen_tcp(&req.addr)).await?;
     let bound = listener.local_addr()?;
     reply(&mut control, rep::SUCCEEDED, Some(&bind::reply_addr(bound, reply_ip))).await?;
-    Ok(MuxBindServer::new(control, listener, mux_stream_header, MuxConfig::default())?)
+    Ok(MuxBindServer::new(control, listener, mux_stream_header, cfg)?)
 }
 
 /// What starts each MUX-BIND stream: a SOCKS5 success reply naming the peer.

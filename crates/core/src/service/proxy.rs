@@ -64,7 +64,7 @@ pub async fn socks5(mut client: Conn, peer: SocketAddr, ctx: Arc<Ctx>) {
         // GOST's remote forwarding end: the client's rtcp/rudp listener lives here.
         cmd::MUX_BIND => {
             let reply_ip = client.local_addr().map(|a| a.ip());
-            match socks5::mux_bind(client, &req, reply_ip).await {
+            match socks5::mux_bind(client, &req, reply_ip, ctx.plan.mux.clone()).await {
                 Ok(server) => serve_mux_bind(server, peer, ctx).await,
                 Err(e) => bind_failed(&ctx, peer, "socks5", &e),
             }
@@ -351,7 +351,7 @@ pub async fn relay_handler(mut client: Conn, peer: SocketAddr, ctx: Arc<Ctx>) {
     if req.cmd == hrelay::Command::Bind && !opts.forward {
         let addr = req.addr.clone().unwrap_or_else(|| crate::codec::addr::Addr::ip(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0));
         match req.network {
-            crate::codec::relay::Network::Tcp => match hrelay::bind_tcp(client, &addr).await {
+            crate::codec::relay::Network::Tcp => match hrelay::bind_tcp(client, &addr, ctx.plan.mux.clone()).await {
                 Ok(server) => serve_mux_bind(server, peer, ctx).await,
                 Err(e) => bind_failed(&ctx, peer, "relay", &e),
             },

@@ -102,11 +102,11 @@ async fn bind_once(ctx: &Arc<Ctx>, chain: &ChainPlan, addr: &Addr) -> Result<Str
             let (bound, listener) = match opts.connector.as_str() {
                 "relay" => {
                     let o = crate::connector::relay::ConnectorOptions { auth: opts.auth.clone(), nodelay: true, server: opts.addr.clone() };
-                    crate::connector::relay::bind_tcp(conn, addr, &o).await.map_err(|e| e.to_string())?
+                    crate::connector::relay::bind_tcp(conn, addr, &o, opts.mux.clone()).await.map_err(|e| e.to_string())?
                 }
                 _ => {
                     let c = crate::connector::socks5::Socks5Connector::new(crate::connector::socks5::Socks5Options { auth: opts.auth.clone() });
-                    c.mux_bind(conn, addr).await.map_err(|e| e.to_string())?
+                    c.mux_bind(conn, addr, opts.mux.clone()).await.map_err(|e| e.to_string())?
                 }
             };
             info!(service = %plan.name, "rtcp: listening on {bound} at {} ({}) → {}", node.name, node.addr, targets(ctx));
