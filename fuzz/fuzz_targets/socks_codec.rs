@@ -15,7 +15,15 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(out, data[..used], "address round trip");
         }
     }
-    let _ = socks5::decode_methods(data);
+    // The server's choice (GOST master's rule, TLS methods 80/82 included):
+    // something the client offered, or FF; a TLS method only with TLS on.
+    if let Ok(Decoded::Done(offered, _)) = socks5::decode_methods(data) {
+        for (auth, tls) in [(false, false), (false, true), (true, false), (true, true)] {
+            let m = portway_core::handler::socks5::choose_method(&offered, auth, tls);
+            assert!(m == socks5::method::NONE_ACCEPTABLE || offered.contains(&m), "chose {m:#x}, not offered");
+            assert!(tls || !matches!(m, socks5::method::TLS | socks5::method::TLS_AUTH), "TLS method with notls");
+        }
+    }
     let _ = socks5::decode_method_choice(data);
     let _ = socks5::decode_user_pass(data);
     let _ = socks5::decode_auth_status(data);

@@ -234,3 +234,88 @@ pub fn handshake_msg(e: &std::io::Error) -> String {
     }
     s
 }
+
+/// A stream that may have switched to TLS part-way, after some plain bytes
+/// (GOST's SOCKS5 methods `80`/`82`). `Plain` keeps the original stream as it
+/// was, so a plain `TcpStream` can still be taken out and spliced.
+pub enum MaybeTls<S> {
+    Plain(S),
+    Tls(Box<tokio_rustls::TlsStream<S>>),
+}
+
+impl<S> MaybeTls<S> {
+    pub fn is_tls(&self) -> bool {
+        matches!(self, MaybeTls::Tls(_))
+    }
+
+    /// The stream under any TLS layer (for addresses, not for I/O).
+    pub fn get_ref(&self) -> &S {
+        match self {
+            MaybeTls::Plain(s) => s,
+            MaybeTls::Tls(t) => t.get_ref().0,
+        }
+    }
+}
+
+impl MaybeTls<crate::conn::Conn> {
+    /// Back to a [`crate::conn::Conn`]: the untouched connection when no TLS
+    /// ran (so the data path's fast path still applies), else a boxed stream.
+    pub fn into_conn(self) -> crate::conn::Conn {
+        match self {
+            MaybeTls::Plain(c) => c,
+            MaybeTls::Tls(t) => crate::conn::Conn::boxed(*t),
+        }
+    }
+}
+
+impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> tokio::io::AsyncRead for MaybeTls<S> {
+    fn poll_read(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>, buf: &mut tokio::io::ReadBuf<'_>) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            MaybeTls::Plain(s) => std::pin::Pin::new(s).poll_read(cx, buf),
+            MaybeTls::Tls(t) => std::pin::Pin::new(t.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for MaybeTls<S> {
+    fn poll_write(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>, buf: &[u8]) -> std::task::Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            MaybeTls::Plain(s) => std::pin::Pin::new(s).poll_write(cx, buf),
+            MaybeTls::Tls(t) => std::pin::Pin::new(t.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>, bufs: &[std::io::IoSlice<'_>]) -> std::task::Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            MaybeTls::Plain(s) => std::pin::Pin::new(s).poll_write_vectored(cx, bufs),
+            MaybeTls::Tls(t) => std::pin::Pin::new(t.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            MaybeTls::Plain(s) => s.is_write_vectored(),
+            MaybeTls::Tls(t) => t.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            MaybeTls::Plain(s) => std::pin::Pin::new(s).poll_flush(cx),
+            MaybeTls::Tls(t) => std::pin::Pin::new(t.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            MaybeTls::Plain(s) => std::pin::Pin::new(s).poll_shutdown(cx),
+            MaybeTls::Tls(t) => std::pin::Pin::new(t.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+impl<S> std::fmt::Debug for MaybeTls<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.is_tls() { "MaybeTls::Tls" } else { "MaybeTls::Plain" })
+    }
+}

@@ -73,7 +73,13 @@ fn check(data: &[u8]) {
     if let Ok(Some((_, used))) = Addr::decode(data) {
         assert!(used <= data.len());
     }
-    let _ = socks5::decode_methods(data);
+    if let Ok(Decoded::Done(offered, _)) = socks5::decode_methods(data) {
+        for (auth, tls) in [(false, false), (false, true), (true, false), (true, true)] {
+            let m = portway_core::handler::socks5::choose_method(&offered, auth, tls);
+            assert!(m == socks5::method::NONE_ACCEPTABLE || offered.contains(&m), "chose {m:#x}, not offered");
+            assert!(tls || !matches!(m, socks5::method::TLS | socks5::method::TLS_AUTH), "TLS method with notls");
+        }
+    }
     let _ = socks5::decode_user_pass(data);
     if let Ok(Decoded::Need(n)) = Message::decode(data) {
         assert!(data.len() + n <= socks5::MAX_REQUEST_LEN);

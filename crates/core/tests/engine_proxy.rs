@@ -35,7 +35,8 @@ async fn curl_through_a_socks5_service_with_auth() {
     let (code, _, err) = curl(vec!["--socks5-hostname".into(), p.to_string(), "--proxy-user".into(), "alice:wrong".into(), format!("http://{web}/")]).await;
     assert_ne!(code, 0, "a wrong password must not get through");
     assert!(err.to_lowercase().contains("user was rejected") || err.contains("authentication"), "{err}");
-    let ev = wait_event(&mut rx, |e| matches!(e, Event::Log { line } if line.message.contains("authentication failed"))).await;
+    // This service's line: other tests' engines log to the same stream.
+    let ev = wait_event(&mut rx, |e| matches!(e, Event::Log { line } if line.message.contains("authentication failed") && line.fields.iter().any(|(k, v)| k == "service" && v == "proxy"))).await;
     let Event::Log { line } = ev else { unreachable!() };
     assert!(line.message.contains("\"alice\"") && !line.message.contains("wrong"), "names the user, never the password: {}", line.message);
 }

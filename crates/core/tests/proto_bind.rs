@@ -100,7 +100,7 @@ async fn server(proto: Proto, bind: bool) -> Server {
 async fn socks5_conn(mut c: TcpStream, bind: bool, tx: mpsc::UnboundedSender<Event>) {
     let opts = h5::ServerOptions { bind, ..Default::default() };
     let local_ip = c.local_addr().ok().map(|a| a.ip());
-    let req = match h5::accept(&mut c, &opts).await {
+    let req = match h5::accept(&mut c, &opts).await.map(|(_, r)| r) {
         Ok(r) => r,
         Err(e) => return drop(tx.send(Event::Error(e.to_string()))),
     };
@@ -241,7 +241,7 @@ async fn socks5_plain_bind() {
     let srv = server(Proto::Socks5, true).await;
     let mut c = t(TcpStream::connect(srv.addr)).await.unwrap();
     let conn = Socks5Connector::default();
-    let bound = t(conn.bind(&mut c, &loopback0())).await.unwrap();
+    let bound = t(conn.bind(&mut c, &loopback0())).await.unwrap().1;
     let mut p = t(TcpStream::connect(bound.socket_addr().unwrap())).await.unwrap();
     let peer = t(conn.bind_accepted(&mut c, &bound)).await.unwrap();
     assert_eq!(peer.to_string(), p.local_addr().unwrap().to_string());
@@ -296,7 +296,7 @@ async fn socks5_udp_tun_bind_two_peers() {
     let srv = server(Proto::Socks5, true).await;
     let mut c = t(TcpStream::connect(srv.addr)).await.unwrap();
     let want = Addr::parse(&format!("127.0.0.1:{}", free_udp_port().await)).unwrap();
-    let bound = t(Socks5Connector::default().udp_bind(&mut c, &want)).await.unwrap();
+    let bound = t(Socks5Connector::default().udp_bind(&mut c, &want)).await.unwrap().1;
     assert_eq!(bound, want, "answered with the UDP socket's own address");
     two_udp_peers(c, &bound).await;
 }

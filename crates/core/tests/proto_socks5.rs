@@ -100,7 +100,7 @@ async fn socks5_server(opts: h5::ServerOptions) -> (SocketAddr, mpsc::UnboundedR
 }
 
 async fn serve5(mut s: TcpStream, opts: &h5::ServerOptions, c: &Counters) -> Result<(), String> {
-    let req = timeout(T, h5::accept(&mut s, opts)).await.map_err(|_| "handshake timeout".to_string())?.map_err(|e| e.to_string())?;
+    let req = timeout(T, h5::accept(&mut s, opts)).await.map_err(|_| "handshake timeout".to_string())?.map(|(_, r)| r).map_err(|e| e.to_string())?;
     match req.cmd {
         cmd::CONNECT => {
             let mut up = match TcpStream::connect(req.addr.to_string()).await {
@@ -326,7 +326,7 @@ async fn connector_through_microsocks() {
     let (backend, _b) = http_backend().await;
     let (proxy, _m) = microsocks(None).await;
     let mut s = TcpStream::connect(proxy).await.unwrap();
-    let bnd = timeout(T, Socks5Connector::default().connect(&mut s, &backend.to_string())).await.unwrap().unwrap();
+    let bnd = timeout(T, Socks5Connector::default().connect(&mut s, &backend.to_string())).await.unwrap().unwrap().1;
     assert!(bnd.socket_addr().is_some(), "BND {bnd}");
     assert_eq!(http_get(&mut s).await, BODY);
 
@@ -347,12 +347,12 @@ async fn connector_through_microsocks() {
 async fn connector_through_microsocks_with_auth() {
     let (backend, _b) = http_backend().await;
     let (proxy, _m) = microsocks(Some(("bob", "s3cret"))).await;
-    let good = Socks5Connector::new(Socks5Options { auth: Some(("bob".into(), "s3cret".into())) });
+    let good = Socks5Connector::new(Socks5Options { auth: Some(("bob".into(), "s3cret".into())), tls: None });
     let mut s = TcpStream::connect(proxy).await.unwrap();
     timeout(T, good.connect(&mut s, &backend.to_string())).await.unwrap().unwrap();
     assert_eq!(http_get(&mut s).await, BODY);
 
-    let wrong = Socks5Connector::new(Socks5Options { auth: Some(("bob".into(), "nope".into())) });
+    let wrong = Socks5Connector::new(Socks5Options { auth: Some(("bob".into(), "nope".into())), tls: None });
     let mut s = TcpStream::connect(proxy).await.unwrap();
     let e = timeout(T, wrong.connect(&mut s, &backend.to_string())).await.unwrap().unwrap_err();
     assert_eq!(e.to_string(), "socks5: authentication failed (server rejected user \"bob\")");
@@ -410,7 +410,16 @@ async fn connector_through_danted() {
     let mut ready = None;
     for _ in 0..5 {
         let mut s = TcpStream::connect(addr).await.unwrap();
-        match timeout(T, Socks5Connector::default().connect(&mut s, &backend.to_string())).await {
+        // What the engine sends by default (GOST's offer `00 80`): danted knows
+        // no 80 and must answer 00, and the stream stays plain.
+        let tls = portway_core::tls::client_config(None, &addr.to_string()).unwrap();
+        let gost_default = Socks5Connector::new(Socks5Options { auth: None, tls: Some(tls) });
+        let r = timeout(T, gost_default.connect(&mut s, &backend.to_string())).await.map(|r| r.map(|(s, bnd)| (s.is_tls(), bnd)));
+        let r = r.map(|r| r.map(|(tls, bnd)| {
+            assert!(!tls, "danted does not speak GOST's TLS method");
+            bnd
+        }));
+        match r {
             Ok(Ok(bnd)) => {
                 ready = Some((s, bnd));
                 break;
@@ -449,7 +458,7 @@ async fn udp_tun_frames_both_ways() {
     let opts = h5::ServerOptions { udp: true, ..Default::default() };
     let (proxy, _rx, counters, _t) = socks5_server(opts).await;
     let mut s = TcpStream::connect(proxy).await.unwrap();
-    let bnd = timeout(T, Socks5Connector::default().udp_tun(&mut s)).await.unwrap().unwrap();
+    let bnd = timeout(T, Socks5Connector::default().udp_tun(&mut s)).await.unwrap().unwrap().1;
     assert_eq!(bnd.socket_addr().unwrap().ip().to_string(), "127.0.0.1");
     assert_ne!(bnd.port, 0);
 
@@ -522,7 +531,7 @@ where
 
 async fn connect_err(proxy: SocketAddr, c: Socks5Connector) -> Socks5Error {
     let mut s = TcpStream::connect(proxy).await.unwrap();
-    timeout(T, c.connect(&mut s, "192.168.1.1:80")).await.expect("connector hung").unwrap_err()
+    timeout(T, c.connect(&mut s, "192.168.1.1:80")).await.expect("connector hung").map(|(_, a)| a).unwrap_err()
 }
 
 #[tokio::test]

@@ -107,8 +107,10 @@ pub enum Socks5Error {
     ServerRequiresAuth,
     #[error("socks5: server accepted none of the offered authentication methods")]
     NoMethodAccepted,
-    #[error("socks5: server chose method 0x{0:02x}, which was not offered (GOST TLS methods 80/82 are not supported)")]
+    #[error("socks5: server chose method 0x{0:02x}, which was not offered{hint}", hint = method_hint(.0))]
     UnexpectedMethod(u8),
+    #[error("socks5: TLS handshake after method 0x{method:02x} failed: {reason}")]
+    TlsHandshake { method: u8, reason: String },
     #[error("socks5: authentication failed (server rejected user {0:?})")]
     AuthFailed(String),
     #[error("socks5: client offered no acceptable authentication method (offered {offered}; this service needs {needed})")]
@@ -152,6 +154,30 @@ impl From<Socks5Error> for io::Error {
             e => io::Error::new(kind, e),
         }
     }
+}
+
+fn method_hint(m: &u8) -> &'static str {
+    match *m {
+        method::TLS | method::TLS_AUTH => " (GOST's TLS-inside-SOCKS5 method; this node has notls=true)",
+        _ => "",
+    }
+}
+
+/// The methods a GOST client offers, in its order (go-gost/x
+/// `connector/socks/v5/connector.go` `Init`): `00`, `02` with credentials, `80`
+/// unless `notls`, `82` with credentials and TLS.
+pub fn client_methods(auth: bool, tls: bool) -> Vec<u8> {
+    let mut m = vec![method::NO_AUTH];
+    if auth {
+        m.push(method::USER_PASS);
+    }
+    if tls {
+        m.push(method::TLS);
+        if auth {
+            m.push(method::TLS_AUTH);
+        }
+    }
+    m
 }
 
 /// Result of an incremental decoder.
@@ -359,6 +385,26 @@ mod tests {
         let mut v = Vec::new();
         f(&mut v);
         v
+    }
+
+    #[test]
+    fn gost_client_offers_in_gost_order() {
+        // §5.8 A: without notls a GOST client offers `05 02 00 80`; with auth
+        // `05 04 00 02 80 82` (§5.1); notls leaves the plain methods.
+        let offer = |auth, tls| enc(|o| encode_methods(&client_methods(auth, tls), o));
+        assert_eq!(offer(false, true), hex("05 02 00 80"));
+        assert_eq!(offer(true, true), hex("05 04 00 02 80 82"));
+        assert_eq!(offer(false, false), hex("05 01 00"));
+        assert_eq!(offer(true, false), hex("05 02 00 02"));
+    }
+
+    #[test]
+    fn unexpected_tls_method_says_why() {
+        assert_eq!(
+            Socks5Error::UnexpectedMethod(0x80).to_string(),
+            "socks5: server chose method 0x80, which was not offered (GOST's TLS-inside-SOCKS5 method; this node has notls=true)"
+        );
+        assert_eq!(Socks5Error::UnexpectedMethod(0x03).to_string(), "socks5: server chose method 0x03, which was not offered");
     }
 
     /// Every proper prefix asks for more, and the amount asked never reaches past

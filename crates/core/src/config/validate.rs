@@ -44,6 +44,10 @@ pub struct NodeOpts {
     pub dialer_md: Metadata,
     /// Client TLS for a `tls` dialer.
     pub tls: Option<(Arc<rustls::ClientConfig>, rustls::pki_types::ServerName<'static>)>,
+    /// Client TLS for GOST's SOCKS5 methods 80/82 (`connector.tls`, SNI = the
+    /// node's host unless `serverName`); `None` for other connectors and with
+    /// `notls=true`.
+    pub socks5_tls: Option<(Arc<rustls::ClientConfig>, rustls::pki_types::ServerName<'static>)>,
     /// The Shadowsocks cipher of an `ssu` connector (auth = method:password),
     /// derived once here rather than per session.
     pub ss_cipher: Option<crate::codec::ss::SsCipher>,
@@ -106,6 +110,10 @@ pub struct ServicePlan {
     pub retries: u32,
     /// Server TLS for a `tls` listener.
     pub tls_server: Option<Arc<rustls::ServerConfig>>,
+    /// Server TLS for GOST's SOCKS5 methods 80/82 (`handler.tls`, else the
+    /// default self-signed certificate), made once per service; `None` for
+    /// other handlers and with `notls=true`.
+    pub socks5_tls: Option<Arc<rustls::ServerConfig>>,
     /// Who may use a proxy handler; `None` lets everyone in (GOST without auth).
     pub auther: Option<Arc<crate::auth::Auther>>,
     /// Handler options the proxy handlers read (`udp`, `bind`, `nodelay`, …).
@@ -271,6 +279,20 @@ pub fn resolve_chain(cfg: &Config, name: &str, ctx: &str) -> Result<ChainPlan, S
     Ok(ChainPlan { name: name.to_string(), hops })
 }
 
+/// GOST's socks5 connector always has a TLS config for methods 80/82 (from
+/// `connector.tls` only, go-gost/x `config/parsing/node/parse.go`), unless its
+/// metadata says `notls` (`connector/socks/v5/metadata.go`).
+fn socks5_client_tls(connector: &str, c: &ConnectorConfig, addr: &str, ctx: &str) -> Result<Option<(Arc<rustls::ClientConfig>, rustls::pki_types::ServerName<'static>)>, String> {
+    if !matches!(connector, "socks5" | "socks") {
+        return Ok(None);
+    }
+    let notls = c.metadata.get_bool(&["notls"]).map_err(|e| format!("{ctx}: connector.{e}"))?.unwrap_or(false);
+    if notls {
+        return Ok(None);
+    }
+    crate::tls::client_config(c.tls.as_ref(), addr).map(Some).map_err(|e| format!("{ctx}: connector.{e}"))
+}
+
 fn node_opts(n: &NodeConfig, connector: String, dialer: String, ctx: &str) -> Result<NodeOpts, String> {
     let c = n.connector.clone().unwrap_or_default();
     let d = n.dialer.clone().unwrap_or_default();
@@ -309,7 +331,8 @@ fn node_opts(n: &NodeConfig, connector: String, dialer: String, ctx: &str) -> Re
         None
     };
     let mux = mux_config(&connector, &c.metadata).map_err(|e| format!("{ctx}: connector.{e}"))?;
-    Ok(NodeOpts { addr: n.addr.clone(), connector, dialer, auth, ss_cipher, ssh, connector_md: c.metadata, dialer_md: d.metadata, tls, mux })
+    let socks5_tls = socks5_client_tls(&connector, &c, &n.addr, ctx)?;
+    Ok(NodeOpts { addr: n.addr.clone(), connector, dialer, auth, ss_cipher, ssh, connector_md: c.metadata, dialer_md: d.metadata, tls, mux, socks5_tls })
 }
 
 /// The `mux.*` keys of a connector or handler that multiplexes BIND (GOST reads
@@ -434,6 +457,15 @@ pub fn plan_service(cfg: &Config, s: &ServiceConfig) -> Result<ServicePlan, Stri
     } else {
         None
     };
+    // GOST's socks5 handler (and auto, which hands SOCKS5 to it) gets
+    // `handler.tls` or the default certificate (go-gost/x
+    // `config/parsing/service/parse.go`), unless `notls`
+    // (`handler/socks/v5/metadata.go`).
+    let socks5_tls = if matches!(handler.as_str(), "socks5" | "socks" | "auto") && !hmd.get_bool(&["notls"]).map_err(e)?.unwrap_or(false) {
+        Some(crate::tls::server_config(s.handler.tls.as_ref()).map_err(|e| format!("{ctx}: handler.{e}"))?)
+    } else {
+        None
+    };
     // An ssu service's `auth` is its cipher, not a user list.
     let (auther, ss_cipher) = if handler == "ssu" {
         let a = s.handler.auth.clone().unwrap_or_default();
@@ -472,6 +504,7 @@ pub fn plan_service(cfg: &Config, s: &ServiceConfig) -> Result<ServicePlan, Stri
         idle_timeout,
         retries: s.handler.retries.clamp(0, 10) as u32,
         tls_server,
+        socks5_tls,
         auther,
         handler_md: s.handler.metadata.clone(),
         read_timeout,

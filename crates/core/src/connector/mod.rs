@@ -31,12 +31,11 @@ pub async fn connect(opts: &NodeOpts, mut conn: Conn, network: Network, addr: &s
         ("forward", Network::Tcp) => Ok(conn),
         ("forward", Network::Udp) => Err(io::Error::other("UDP cannot go through a forward connector: it has no datagram framing (use socks5, http or relay with udp=true on the server)")),
         ("socks5" | "socks", net) => {
-            let c = socks5::Socks5Connector::new(socks5::Socks5Options { auth: opts.auth.clone() });
-            // connect / udp_tun run the method handshake themselves.
-            match net {
-                Network::Tcp => {
-                    c.connect(&mut conn, addr).await?;
-                }
+            let c = socks5::Socks5Connector::new(socks5_options(opts));
+            // connect / udp_tun run the method handshake themselves and hand back
+            // the connection unchanged, or inside TLS after GOST's 80/82.
+            let s = match net {
+                Network::Tcp => c.connect(conn, addr).await?.0,
                 // GOST's `relay=udp`: standard UDP ASSOCIATE, which third-party
                 // SOCKS5 servers speak; the stream it returns carries the same
                 // frames as UDP-TUN.
@@ -45,11 +44,9 @@ pub async fn connect(opts: &NodeOpts, mut conn: Conn, network: Network, addr: &s
                     let s = socks5_udp::associate(&c, conn, &opts.addr, size).await?;
                     return Ok(Conn::boxed(s));
                 }
-                Network::Udp => {
-                    c.udp_tun(&mut conn).await?;
-                }
-            }
-            Ok(conn)
+                Network::Udp => c.udp_tun(conn).await?.0,
+            };
+            Ok(s.into_conn())
         }
         ("socks4" | "socks4a", Network::Tcp) => {
             let disable4a = opts.connector_md.get_bool(&["disable4a"]).unwrap_or(None).unwrap_or(false);
@@ -127,6 +124,12 @@ pub fn is_target_refusal(e: &io::Error) -> bool {
         return e.to_string().contains(" answered 5");
     }
     false
+}
+
+/// The socks5 connector's options for a node: its credentials and, unless
+/// `notls`, the TLS for GOST's methods 80/82 (resolved at plan time).
+pub fn socks5_options(opts: &NodeOpts) -> socks5::Socks5Options {
+    socks5::Socks5Options { auth: opts.auth.clone(), tls: opts.socks5_tls.clone() }
 }
 
 /// GOST's socks5 connector option `relay=udp` (go-gost/x

@@ -1,6 +1,10 @@
 //! SOCKS5 client, as GOST's `socks5` connector speaks it to the next hop
-//! (go-gost/x `connector/socks/v5`), without GOST's TLS methods `80`/`82`: a GOST
-//! server also accepts plain `00`/`02`.
+//! (go-gost/x `connector/socks/v5`), with GOST's TLS methods `80`/`82` unless
+//! the node sets `notls` (then `Socks5Options::tls` is `None`).
+//!
+//! Every call that runs the handshake takes the stream by value and hands back
+//! a [`MaybeTls`]: the same stream when the server chose a plain method, or the
+//! stream wrapped in TLS when it chose `80`/`82`, which then carries the rest.
 
 use crate::codec::addr::{Addr, Host};
 use crate::connector::bind::{Dialect, MuxListener};
@@ -9,20 +13,30 @@ use crate::codec::socks5::{
     self as s5, cmd, method, rep, Decoded, Message, Socks5Error, MAX_REQUEST_LEN,
 };
 use crate::framed::{read_message, ReadError};
+use crate::tls::MaybeTls;
+use rustls::pki_types::ServerName;
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 #[derive(Clone, Default)]
 pub struct Socks5Options {
     /// RFC 1929 credentials (user, password).
     pub auth: Option<(String, String)>,
+    /// TLS for methods `80`/`82`: the node's `connector.tls` and the name to
+    /// present ([`crate::tls::client_config`]). `None` (GOST's `notls=true`)
+    /// offers only `00`/`02`.
+    pub tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
 }
 
 impl std::fmt::Debug for Socks5Options {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Socks5Options").field("user", &self.auth.as_ref().map(|a| &a.0)).finish()
+        f.debug_struct("Socks5Options").field("user", &self.auth.as_ref().map(|a| &a.0)).field("tls", &self.tls.is_some()).finish()
     }
 }
+
+/// The handshake's outcome: the stream the request goes on.
+pub type Negotiated<S> = MaybeTls<S>;
 
 #[derive(Debug, Clone, Default)]
 pub struct Socks5Connector {
@@ -62,27 +76,47 @@ impl Socks5Connector {
         Socks5Connector { opts }
     }
 
-    /// Method negotiation and, if the server asks for it, RFC 1929 auth. We offer
-    /// `00`, plus `02` when credentials are configured.
-    pub async fn handshake<S>(&self, s: &mut S) -> Result<(), Socks5Error>
+    /// Method negotiation (GOST's offer: `00`, `02` with credentials, `80`
+    /// unless notls, `82` with both), then what the chosen method needs: TLS
+    /// for `80`/`82`, RFC 1929 for `02`/`82` (inside TLS for `82`). The caller
+    /// bounds the whole call with its timeout.
+    pub async fn handshake<S>(&self, mut s: S) -> Result<Negotiated<S>, Socks5Error>
     where
-        S: AsyncRead + AsyncWrite + Unpin + ?Sized,
+        S: AsyncRead + AsyncWrite + Unpin,
     {
-        let mut out = Vec::with_capacity(4);
-        let offer: &[u8] = if self.opts.auth.is_some() { &[method::NO_AUTH, method::USER_PASS] } else { &[method::NO_AUTH] };
-        s5::encode_methods(offer, &mut out);
-        send(s, &out).await?;
-        let chosen = read_msg(s, 2, "method selection", s5::decode_method_choice).await?;
-        match chosen {
-            method::NO_AUTH => Ok(()),
+        let mut out = Vec::with_capacity(6);
+        s5::encode_methods(&s5::client_methods(self.opts.auth.is_some(), self.opts.tls.is_some()), &mut out);
+        send(&mut s, &out).await?;
+        let chosen = read_msg(&mut s, 2, "method selection", s5::decode_method_choice).await?;
+        tracing::debug!("socks5: server chose method 0x{chosen:02x}");
+        match (chosen, &self.opts.tls) {
+            (method::NO_AUTH, _) => Ok(MaybeTls::Plain(s)),
             // A GOST v3.2.6 server with users answers 02 even to an offer of 00 alone.
-            method::USER_PASS => match &self.opts.auth {
-                Some((user, pass)) => self.user_pass(s, user, pass).await,
-                None => Err(Socks5Error::ServerRequiresAuth),
-            },
-            method::NONE_ACCEPTABLE if self.opts.auth.is_none() => Err(Socks5Error::ServerRequiresAuth),
-            method::NONE_ACCEPTABLE => Err(Socks5Error::NoMethodAccepted),
-            m => Err(Socks5Error::UnexpectedMethod(m)),
+            (method::USER_PASS, _) => {
+                self.login(&mut s).await?;
+                Ok(MaybeTls::Plain(s))
+            }
+            (method::TLS | method::TLS_AUTH, Some((config, name))) => {
+                let mut t = tls_client(s, config, name, chosen).await?;
+                // A stable GOST server with users answers 82 to an offer of 80.
+                if chosen == method::TLS_AUTH {
+                    self.login(&mut t).await?;
+                }
+                Ok(MaybeTls::Tls(Box::new(tokio_rustls::TlsStream::Client(t))))
+            }
+            (method::NONE_ACCEPTABLE, _) if self.opts.auth.is_none() => Err(Socks5Error::ServerRequiresAuth),
+            (method::NONE_ACCEPTABLE, _) => Err(Socks5Error::NoMethodAccepted),
+            (m, _) => Err(Socks5Error::UnexpectedMethod(m)),
+        }
+    }
+
+    async fn login<S>(&self, s: &mut S) -> Result<(), Socks5Error>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        match &self.opts.auth {
+            Some((user, pass)) => self.user_pass(s, user, pass).await,
+            None => Err(Socks5Error::ServerRequiresAuth),
         }
     }
 
@@ -111,49 +145,55 @@ impl Socks5Connector {
         read_reply(s, code, addr).await
     }
 
-    /// Handshake + CONNECT to `target` (`host:port`); returns the server's BND
-    /// address. An empty host means `127.0.0.1`, as GOST sends it.
-    pub async fn connect<S>(&self, s: &mut S, target: &str) -> Result<Addr, Socks5Error>
+    /// Handshake + CONNECT to `target` (`host:port`); returns the stream to pipe
+    /// and the server's BND address. An empty host means `127.0.0.1`, as GOST
+    /// sends it.
+    pub async fn connect<S>(&self, s: S, target: &str) -> Result<(Negotiated<S>, Addr), Socks5Error>
     where
-        S: AsyncRead + AsyncWrite + Unpin + ?Sized,
+        S: AsyncRead + AsyncWrite + Unpin,
     {
         let addr = connect_target(target)?;
-        self.handshake(s).await?;
-        self.request(s, cmd::CONNECT, &addr).await
+        self.handshake_and_request(s, cmd::CONNECT, &addr).await
+    }
+
+    async fn handshake_and_request<S>(&self, s: S, code: u8, addr: &Addr) -> Result<(Negotiated<S>, Addr), Socks5Error>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let mut s = self.handshake(s).await?;
+        let bound = self.request(&mut s, code, addr).await?;
+        Ok((s, bound))
     }
 
     /// Handshake + GOST UDP-TUN association (`F3` with `0.0.0.0:0`); returns the
-    /// server's UDP socket address. From then on the stream carries
-    /// `codec::udptun` frames (`framed::read_frame` / `write_frame`).
-    pub async fn udp_tun<S>(&self, s: &mut S) -> Result<Addr, Socks5Error>
+    /// stream and the server's UDP socket address. From then on the stream
+    /// carries `codec::udptun` frames (`framed::read_frame` / `write_frame`).
+    pub async fn udp_tun<S>(&self, s: S) -> Result<(Negotiated<S>, Addr), Socks5Error>
     where
-        S: AsyncRead + AsyncWrite + Unpin + ?Sized,
+        S: AsyncRead + AsyncWrite + Unpin,
     {
-        self.handshake(s).await?;
-        self.request(s, cmd::UDP_TUN, &s5::zero_addr()).await
+        self.handshake_and_request(s, cmd::UDP_TUN, &s5::zero_addr()).await
     }
 
     /// Handshake + standard UDP ASSOCIATE (`03` with `0.0.0.0:0`, as GOST's
-    /// `relay=udp` sends it); returns the relay address the server answered.
-    /// The association lives as long as `s` stays open. See
-    /// [`crate::connector::socks5_udp::associate`] for the datagram side.
-    pub async fn udp_associate<S>(&self, s: &mut S) -> Result<Addr, Socks5Error>
+    /// `relay=udp` sends it); returns the control stream and the relay address
+    /// the server answered. The association lives as long as the stream stays
+    /// open. See [`crate::connector::socks5_udp::associate`] for the datagram side.
+    pub async fn udp_associate<S>(&self, s: S) -> Result<(Negotiated<S>, Addr), Socks5Error>
     where
-        S: AsyncRead + AsyncWrite + Unpin + ?Sized,
+        S: AsyncRead + AsyncWrite + Unpin,
     {
-        self.handshake(s).await?;
-        self.request(s, cmd::UDP_ASSOCIATE, &s5::zero_addr()).await
+        self.handshake_and_request(s, cmd::UDP_ASSOCIATE, &s5::zero_addr()).await
     }
 
     /// Handshake + plain BIND (`02`) asking the server to listen on `addr`; returns
-    /// the first reply's address (where the server listens). Then call
-    /// [`Socks5Connector::bind_accepted`] for the second reply.
-    pub async fn bind<S>(&self, s: &mut S, addr: &Addr) -> Result<Addr, Socks5Error>
+    /// the stream and the first reply's address (where the server listens). Then
+    /// call [`Socks5Connector::bind_accepted`] on that stream for the second reply.
+    pub async fn bind<S>(&self, s: S, addr: &Addr) -> Result<(Negotiated<S>, Addr), Socks5Error>
     where
-        S: AsyncRead + AsyncWrite + Unpin + ?Sized,
+        S: AsyncRead + AsyncWrite + Unpin,
     {
-        self.handshake(s).await?;
-        self.request(s, cmd::BIND, addr).await
+        self.handshake_and_request(s, cmd::BIND, addr).await
     }
 
     /// Waits for BIND's second reply: the address of the peer that connected.
@@ -170,12 +210,11 @@ impl Socks5Connector {
     /// address it answered and the listener whose `accept` yields one stream per
     /// connection the server takes (§5.8 C). `control` becomes the smux session,
     /// run with `mux` (the connector's `mux.*`).
-    pub async fn mux_bind<S>(&self, mut control: S, addr: &Addr, mux: MuxConfig) -> Result<(Addr, MuxListener), Socks5Error>
+    pub async fn mux_bind<S>(&self, control: S, addr: &Addr, mux: MuxConfig) -> Result<(Addr, MuxListener), Socks5Error>
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        self.handshake(&mut control).await?;
-        let bound = self.request(&mut control, cmd::MUX_BIND, addr).await?;
+        let (control, bound) = self.handshake_and_request(control, cmd::MUX_BIND, addr).await?;
         Ok((bound.clone(), MuxListener::new(control, bound, Dialect::Socks5, mux)))
     }
 
@@ -183,14 +222,24 @@ impl Socks5Connector {
     /// the server listens on UDP `addr` and answers its socket address. From
     /// then on `control` carries `codec::udptun` frames: from the server, a
     /// datagram and the peer that sent it; to the server, a datagram and the
-    /// peer to send it to ([`crate::framed::tun_split`]).
-    pub async fn udp_bind<S>(&self, control: &mut S, addr: &Addr) -> Result<Addr, Socks5Error>
+    /// peer to send it to ([`crate::framed::tun_split`]). Returns that stream.
+    pub async fn udp_bind<S>(&self, control: S, addr: &Addr) -> Result<(Negotiated<S>, Addr), Socks5Error>
     where
-        S: AsyncRead + AsyncWrite + Unpin + ?Sized,
+        S: AsyncRead + AsyncWrite + Unpin,
     {
-        self.handshake(control).await?;
-        self.request(control, cmd::UDP_TUN, addr).await
+        self.handshake_and_request(control, cmd::UDP_TUN, addr).await
     }
+}
+
+/// The TLS client handshake right after the server chose `80`/`82`.
+async fn tls_client<S>(s: S, config: &Arc<rustls::ClientConfig>, name: &ServerName<'static>, chosen: u8) -> Result<tokio_rustls::client::TlsStream<S>, Socks5Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    tokio_rustls::TlsConnector::from(config.clone())
+        .connect(name.clone(), s)
+        .await
+        .map_err(|e| Socks5Error::TlsHandshake { method: chosen, reason: crate::tls::handshake_msg(&e) })
 }
 
 /// The SOCKS5 reply at the start of each MUX-BIND stream: the peer's address.
@@ -258,7 +307,7 @@ mod tests {
             srv.write_all(&[5, 0, 0, 1, 10, 0, 0, 2, 0x9C, 0x40, b'!']).await.unwrap();
             srv
         });
-        let bnd = Socks5Connector::default().connect(&mut c, "192.168.1.1:80").await.unwrap();
+        let (mut c, bnd) = Socks5Connector::default().connect(&mut c, "192.168.1.1:80").await.unwrap();
         assert_eq!(bnd.to_string(), "10.0.0.2:40000");
         // The byte after the reply is still there for the data path.
         let mut x = [0u8; 1];

@@ -16,6 +16,7 @@ use super::socks5::Socks5Connector;
 use crate::codec::addr::{Addr, Host};
 use crate::codec::socks5::Socks5Error;
 use crate::codec::udptun::{self, MAX_FRAME_LEN};
+use crate::tls::MaybeTls;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::pin::Pin;
@@ -32,11 +33,13 @@ pub const DEFAULT_BUFFER_SIZE: usize = 4096;
 /// relay address the server answered. `server` is the node's `host:port`: a
 /// server that answers an unspecified address (`0.0.0.0`) means "my own
 /// address", so the datagrams go to `server`'s host at the answered port.
-pub async fn associate<C>(connector: &Socks5Connector, mut control: C, server: &str, buf_size: usize) -> Result<UdpAssociateStream<C>, Socks5Error>
+/// The control connection runs inside TLS when the server chose GOST's `80`/`82`
+/// (the datagrams themselves go plain, as GOST's `relayUDP` sends them).
+pub async fn associate<C>(connector: &Socks5Connector, control: C, server: &str, buf_size: usize) -> Result<UdpAssociateStream<MaybeTls<C>>, Socks5Error>
 where
     C: AsyncRead + AsyncWrite + Unpin,
 {
-    let bnd = connector.udp_associate(&mut control).await?;
+    let (control, bnd) = connector.udp_associate(control).await?;
     let relay = relay_addr(&bnd, server).await?;
     let bind = if relay.is_ipv4() { IpAddr::V4(Ipv4Addr::UNSPECIFIED) } else { IpAddr::V6(Ipv6Addr::UNSPECIFIED) };
     let udp = UdpSocket::bind(SocketAddr::new(bind, 0)).await?;

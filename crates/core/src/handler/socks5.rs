@@ -5,8 +5,10 @@
 //! MUX-BIND ([`mux_bind`]) and UDP-TUN bind ([`udp_bind`]). Dialing the target
 //! and piping bytes are the engine's job.
 //!
-//! GOST's TLS methods `80`/`82` are never chosen: a GOST client also offers `00`
-//! (and `02` with auth), so it falls back to plain SOCKS5.
+//! GOST's TLS methods `80`/`82` are chosen when offered and the service has a
+//! TLS config (it does unless `notls`); the rest of the connection then runs
+//! inside TLS, so [`accept`] takes the stream by value and hands back a
+//! [`MaybeTls`] for everything after the request.
 
 use crate::auth::Auther;
 use crate::codec::addr::{Addr, Host};
@@ -15,6 +17,7 @@ use crate::codec::udptun::UdpTunError;
 use crate::connector::socks5::read_msg;
 use crate::handler::bind::{self, MuxBindServer};
 use crate::mux::MuxConfig;
+use crate::tls::MaybeTls;
 use crate::framed::{read_frame, write_frame, FrameBuf};
 use std::collections::HashMap;
 use std::io;
@@ -31,6 +34,9 @@ pub struct ServerOptions {
     pub udp: bool,
     /// GOST `bind`: allow BIND, MUX-BIND and UDP-TUN bind (port ≠ 0).
     pub bind: bool,
+    /// TLS for methods `80`/`82`, made once per service (`handler.tls` or the
+    /// default certificate); `None` (GOST's `notls=true`) never picks them.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// What the client asked for, after the gates passed.
@@ -42,12 +48,16 @@ pub struct Request {
     pub user: Option<String>,
 }
 
-/// GOST master's choice (`handler/socks/v5/selector.go`, minus TLS): with users,
-/// `02` if offered; without, `00` if offered; else `FF`.
-pub fn choose_method(offered: &[u8], auth_required: bool) -> u8 {
-    let want = if auth_required { method::USER_PASS } else { method::NO_AUTH };
-    if offered.contains(&want) {
-        want
+/// GOST master's choice (`handler/socks/v5/selector.go`): with users, `82` if
+/// offered and TLS is on, else `02` if offered; without users, `80` if offered
+/// and TLS is on, else `00` if offered; otherwise `FF`. (Stable v3.2.6 looks
+/// only for `80` and upgrades `00`→`02`, `80`→`82` when users are set.)
+pub fn choose_method(offered: &[u8], auth_required: bool, tls: bool) -> u8 {
+    let (with_tls, plain) = if auth_required { (method::TLS_AUTH, method::USER_PASS) } else { (method::TLS, method::NO_AUTH) };
+    if tls && offered.contains(&with_tls) {
+        with_tls
+    } else if offered.contains(&plain) {
+        plain
     } else {
         method::NONE_ACCEPTABLE
     }
@@ -59,44 +69,79 @@ async fn send<S: AsyncWrite + Unpin + ?Sized>(s: &mut S, bytes: &[u8]) -> Result
     Ok(())
 }
 
-/// Runs the handshake up to and including the request. Refused requests are
-/// answered here (`02` not allowed, `07` unsupported) and come back as errors.
-/// The caller bounds the whole call with its read timeout (GOST: 15 s).
-pub async fn accept<S>(s: &mut S, opts: &ServerOptions) -> Result<Request, Socks5Error>
+/// Runs the handshake up to and including the request, TLS included when the
+/// client and the service agree on `80`/`82`; returns the stream that carries
+/// the rest (the same stream when no TLS ran). Refused requests are answered
+/// here (`02` not allowed, `07` unsupported) and come back as errors. The
+/// caller bounds the whole call with its read timeout (GOST: 15 s).
+pub async fn accept<S>(s: S, opts: &ServerOptions) -> Result<(MaybeTls<S>, Request), Socks5Error>
 where
-    S: AsyncRead + AsyncWrite + Unpin + ?Sized,
+    S: AsyncRead + AsyncWrite + Unpin,
 {
-    let user = negotiate(s, opts).await?;
-    let req = read_msg(s, MAX_REQUEST_LEN, "the request", Message::decode).await?;
+    let (mut s, user) = negotiate(s, opts).await?;
+    let req = read_msg(&mut s, MAX_REQUEST_LEN, "the request", Message::decode).await?;
     if let Err(e) = gate(req.code, &req.addr, opts) {
         let code = match e {
             Socks5Error::NotAllowed { .. } => rep::NOT_ALLOWED,
             _ => rep::CMD_UNSUPPORTED,
         };
-        reply(s, code, None).await?;
+        reply(&mut s, code, None).await?;
         return Err(e);
     }
-    Ok(Request { cmd: req.code, addr: req.addr, user })
+    Ok((s, Request { cmd: req.code, addr: req.addr, user }))
 }
 
-/// Method selection and, when chosen, RFC 1929: returns the user that logged in.
-async fn negotiate<S>(s: &mut S, opts: &ServerOptions) -> Result<Option<String>, Socks5Error>
+/// Method selection, then what the method needs (TLS for `80`/`82`, RFC 1929
+/// for `02`/`82`): returns the stream to go on with and the user that logged in.
+async fn negotiate<S>(mut s: S, opts: &ServerOptions) -> Result<(MaybeTls<S>, Option<String>), Socks5Error>
 where
-    S: AsyncRead + AsyncWrite + Unpin + ?Sized,
+    S: AsyncRead + AsyncWrite + Unpin,
 {
-    let offered = read_msg(s, MAX_METHODS_LEN, "method selection", s5::decode_methods).await?;
-    let chosen = choose_method(&offered, opts.auther.is_some());
+    let offered = read_msg(&mut s, MAX_METHODS_LEN, "method selection", s5::decode_methods).await?;
+    let chosen = choose_method(&offered, opts.auther.is_some(), opts.tls.is_some());
+    tracing::debug!("socks5: client offered {}, chose 0x{chosen:02x}", method_list(&offered));
     let mut out = Vec::with_capacity(2);
     s5::encode_method_choice(chosen, &mut out);
-    send(s, &out).await?;
-    match (chosen, &opts.auther) {
-        (method::USER_PASS, Some(auther)) => authenticate(s, auther).await.map(Some),
-        (method::NO_AUTH, _) => Ok(None),
+    send(&mut s, &out).await?;
+    match (chosen, &opts.auther, &opts.tls) {
+        (method::NO_AUTH, None, _) => Ok((MaybeTls::Plain(s), None)),
+        (method::USER_PASS, Some(auther), _) => {
+            let user = authenticate(&mut s, auther).await?;
+            Ok((MaybeTls::Plain(s), Some(user)))
+        }
+        (method::TLS | method::TLS_AUTH, auther, Some(config)) => {
+            let mut t = tls_server(s, config, chosen).await?;
+            let user = match auther {
+                Some(a) => Some(authenticate(&mut t, a).await?),
+                None => None,
+            };
+            Ok((MaybeTls::Tls(Box::new(tokio_rustls::TlsStream::Server(t))), user))
+        }
         _ => Err(Socks5Error::NoAcceptableMethod {
             offered: method_list(&offered),
-            needed: if opts.auther.is_some() { "02 (username/password)" } else { "00 (no authentication)" },
+            needed: needed(opts),
         }),
     }
+}
+
+fn needed(opts: &ServerOptions) -> &'static str {
+    match (opts.auther.is_some(), opts.tls.is_some()) {
+        (true, true) => "82 (TLS + username/password) or 02 (username/password)",
+        (true, false) => "02 (username/password)",
+        (false, true) => "80 (TLS) or 00 (no authentication)",
+        (false, false) => "00 (no authentication)",
+    }
+}
+
+/// The TLS server handshake right after choosing `80`/`82`.
+async fn tls_server<S>(s: S, config: &Arc<rustls::ServerConfig>, chosen: u8) -> Result<tokio_rustls::server::TlsStream<S>, Socks5Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    tokio_rustls::TlsAcceptor::from(config.clone())
+        .accept(s)
+        .await
+        .map_err(|e| Socks5Error::TlsHandshake { method: chosen, reason: crate::tls::handshake_msg(&e) })
 }
 
 fn method_list(m: &[u8]) -> String {
@@ -382,11 +427,20 @@ mod tests {
 
     #[test]
     fn method_choice_follows_gost_master() {
-        assert_eq!(choose_method(&[0x00, 0x80], false), 0x00);
-        assert_eq!(choose_method(&[0x80], false), 0xFF);
-        assert_eq!(choose_method(&[0x00, 0x02, 0x80, 0x82], true), 0x02);
-        assert_eq!(choose_method(&[0x00], true), 0xFF);
-        assert_eq!(choose_method(&[], false), 0xFF);
+        // TLS on (GOST's default: a handler always has a TLS config).
+        assert_eq!(choose_method(&[0x00, 0x80], false, true), 0x80);
+        assert_eq!(choose_method(&[0x00, 0x02, 0x80, 0x82], true, true), 0x82);
+        assert_eq!(choose_method(&[0x00, 0x02], true, true), 0x02);
+        assert_eq!(choose_method(&[0x00], false, true), 0x00);
+        // master: 80 alone does not mean 82 with users (stable would answer 82).
+        assert_eq!(choose_method(&[0x00, 0x80], true, true), 0xFF);
+        assert_eq!(choose_method(&[0x82], false, true), 0xFF);
+        // notls.
+        assert_eq!(choose_method(&[0x00, 0x80], false, false), 0x00);
+        assert_eq!(choose_method(&[0x80], false, false), 0xFF);
+        assert_eq!(choose_method(&[0x00, 0x02, 0x80, 0x82], true, false), 0x02);
+        assert_eq!(choose_method(&[0x00], true, false), 0xFF);
+        assert_eq!(choose_method(&[], false, true), 0xFF);
     }
 
     #[test]
@@ -401,7 +455,7 @@ mod tests {
         assert!(e.to_string().contains("bind=true"), "{e}");
         assert!(gate(cmd::MUX_BIND, &port, &off).unwrap_err().to_string().contains("MUX-BIND"));
         assert!(gate(cmd::UDP_ASSOCIATE, &zero, &off).unwrap_err().to_string().contains("udp=true"));
-        let on = ServerOptions { udp: true, bind: true, auther: None };
+        let on = ServerOptions { udp: true, bind: true, auther: None, tls: None };
         for c in [cmd::UDP_TUN, cmd::UDP_ASSOCIATE, cmd::BIND, cmd::MUX_BIND] {
             assert!(gate(c, &port, &on).is_ok());
         }

@@ -34,10 +34,15 @@ fn handshake_failed(ctx: &Ctx, peer: SocketAddr, proto: &str, e: &dyn std::fmt::
 /// GOST's `socks5` handler: CONNECT through the chain; with `udp=true`
 /// UDP-over-stream associations and standard UDP ASSOCIATE; with `bind=true`
 /// the BIND family.
-pub async fn socks5(mut client: Conn, peer: SocketAddr, ctx: Arc<Ctx>) {
-    let opts = socks5::ServerOptions { auther: ctx.plan.auther.clone(), udp: md_bool(&ctx, "udp"), bind: md_bool(&ctx, "bind") };
-    let req = match tokio::time::timeout(ctx.plan.read_timeout, socks5::accept(&mut client, &opts)).await {
-        Ok(Ok(r)) => r,
+pub async fn socks5(client: Conn, peer: SocketAddr, ctx: Arc<Ctx>) {
+    let opts = socks5::ServerOptions { auther: ctx.plan.auther.clone(), udp: md_bool(&ctx, "udp"), bind: md_bool(&ctx, "bind"), tls: ctx.plan.socks5_tls.clone() };
+    // Taken before a TLS layer may hide the socket: the BIND and UDP ASSOCIATE
+    // replies report it.
+    let reply_ip = client.local_addr().map(|a| a.ip());
+    let (mut client, req) = match tokio::time::timeout(ctx.plan.read_timeout, socks5::accept(client, &opts)).await {
+        // Without TLS (methods 00/02) this is the accepted connection itself, so
+        // CONNECT keeps the splice fast path.
+        Ok(Ok((s, r))) => (s.into_conn(), r),
         Ok(Err(e)) => return handshake_failed(&ctx, peer, "socks5", &e),
         Err(_) => return handshake_failed(&ctx, peer, "socks5", &format!("no request within {:?}", ctx.plan.read_timeout)),
     };
@@ -63,14 +68,12 @@ pub async fn socks5(mut client: Conn, peer: SocketAddr, ctx: Arc<Ctx>) {
         cmd::UDP_TUN if req.addr.port == 0 => udp_tun(client, peer, ctx).await,
         // GOST's remote forwarding end: the client's rtcp/rudp listener lives here.
         cmd::MUX_BIND => {
-            let reply_ip = client.local_addr().map(|a| a.ip());
             match socks5::mux_bind(client, &req, reply_ip, ctx.plan.mux.clone()).await {
                 Ok(server) => serve_mux_bind(server, peer, ctx).await,
                 Err(e) => bind_failed(&ctx, peer, "socks5", &e),
             }
         }
         cmd::BIND => {
-            let reply_ip = client.local_addr().map(|a| a.ip());
             match socks5::bind(client, &req, reply_ip).await {
                 Ok(b) => {
                     let target = b.peer_addr.to_string();
@@ -84,7 +87,7 @@ pub async fn socks5(mut client: Conn, peer: SocketAddr, ctx: Arc<Ctx>) {
             Ok(sock) => serve_udp_tun(client, sock, peer, ctx).await,
             Err(e) => bind_failed(&ctx, peer, "socks5", &e),
         },
-        cmd::UDP_ASSOCIATE => udp_associate(client, peer, ctx).await,
+        cmd::UDP_ASSOCIATE => udp_associate(client, reply_ip, peer, ctx).await,
         other => {
             debug!(service = %ctx.plan.name, client = %peer, "socks5: command 0x{other:02x} is not supported by Portway yet");
             let _ = socks5::reply(&mut client, rep::CMD_UNSUPPORTED, None).await;
@@ -189,7 +192,8 @@ async fn udp_tun(mut client: Conn, peer: SocketAddr, ctx: Arc<Ctx>) {
 /// UDP tunnel is opened first (its failure answers `01`, as GOST does), then a
 /// UDP socket on the address the client reached is answered, and datagrams
 /// are relayed until the client closes the control connection.
-async fn udp_associate(mut client: Conn, peer: SocketAddr, ctx: Arc<Ctx>) {
+/// `local_ip` is the address the client reached, taken before any TLS layer.
+async fn udp_associate(mut client: Conn, local_ip: Option<IpAddr>, peer: SocketAddr, ctx: Arc<Ctx>) {
     let size = socks5_udp::buffer_size(ctx.plan.handler_md.get_int(&["udpBufferSize", "udp.bufferSize"]).ok().flatten());
     let tunnel = match &ctx.plan.chain {
         None => None,
@@ -203,7 +207,6 @@ async fn udp_associate(mut client: Conn, peer: SocketAddr, ctx: Arc<Ctx>) {
             }
         },
     };
-    let local_ip = client.local_addr().map(|a| a.ip());
     let assoc = match socks5_udp::associate(&mut client, local_ip, peer.ip(), size).await {
         Ok(a) => a,
         Err(e) => return bind_failed(&ctx, peer, "socks5", &e),

@@ -105,7 +105,7 @@ async fn bind_once(ctx: &Arc<Ctx>, chain: &ChainPlan, addr: &Addr) -> Result<Str
                     crate::connector::relay::bind_tcp(conn, addr, &o, opts.mux.clone()).await.map_err(|e| e.to_string())?
                 }
                 _ => {
-                    let c = crate::connector::socks5::Socks5Connector::new(crate::connector::socks5::Socks5Options { auth: opts.auth.clone() });
+                    let c = crate::connector::socks5::Socks5Connector::new(crate::connector::socks5_options(opts));
                     c.mux_bind(conn, addr, opts.mux.clone()).await.map_err(|e| e.to_string())?
                 }
             };
@@ -127,8 +127,10 @@ async fn bind_once(ctx: &Arc<Ctx>, chain: &ChainPlan, addr: &Addr) -> Result<Str
                     crate::connector::relay::bind_udp(&mut conn, addr, &o).await.map_err(|e| e.to_string())?
                 }
                 _ => {
-                    let c = crate::connector::socks5::Socks5Connector::new(crate::connector::socks5::Socks5Options { auth: opts.auth.clone() });
-                    c.udp_bind(&mut conn, addr).await.map_err(|e| e.to_string())?
+                    let c = crate::connector::socks5::Socks5Connector::new(crate::connector::socks5_options(opts));
+                    let (s, bound) = c.udp_bind(conn, addr).await.map_err(|e| e.to_string())?;
+                    conn = s.into_conn();
+                    bound
                 }
             };
             info!(service = %plan.name, "rudp: listening on {bound} at {} ({}) → {}", node.name, node.addr, targets(ctx));
