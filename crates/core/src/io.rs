@@ -319,8 +319,13 @@ async fn pre_step(src: &TcpStream, dst: &TcpStream, pre: Pre, meter: &Meter, dir
     }
 }
 
-/// Buffer per direction for wrapped streams: a TLS record's worth.
-const STREAM_BUF: usize = 16 * 1024;
+/// Buffer per direction for wrapped streams (TLS, smux, SSH channels) while
+/// little flows: a connection that sits idle or trickles holds only this.
+const STREAM_BUF_SMALL: usize = 4 * 1024;
+/// Once a read fills the small buffer the direction is in bulk: four TLS
+/// records per write, so a TLS side encrypts and sends them in one vectored
+/// write and the plain side reads in a quarter of the calls.
+const STREAM_BUF_BULK: usize = 64 * 1024;
 
 async fn copy_stream<R, W>(mut r: R, mut w: W, meter: &Meter, dir: Dir, last: &AtomicU64) -> io::Result<()>
 where
@@ -328,9 +333,12 @@ where
     W: tokio::io::AsyncWrite + Unpin,
 {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut buf = vec![0u8; STREAM_BUF];
+    let mut buf = vec![0u8; STREAM_BUF_SMALL];
     loop {
         let n = r.read(&mut buf).await?;
+        if n == buf.len() && buf.len() < STREAM_BUF_BULK {
+            buf.resize(STREAM_BUF_BULK, 0);
+        }
         if n == 0 {
             // Half-close the other side, as GOST does; a peer that cannot (or is
             // gone) just ends here.
