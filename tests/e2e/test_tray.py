@@ -3,7 +3,8 @@ StatusNotifier host, as KDE's and GNOME's AppIndicator extension are) on the tes
 own session D-Bus and Xvfb. The app starts before the panel and must pick the tray
 up when the panel appears; the panel's D-Bus menu (what the panel shows when the
 icon is clicked) switches a rule off and on; the panel going away is said in
-Settings. Screenshots: tray-01-panel.png (the whole screen: panel and window),
+Settings, and under a window manager closing the window hides it in the tray.
+Screenshots: tray-01-panel.png (the whole screen: panel and window),
 tray-02-menu.png (the menu open in the panel, when xdotool is present)."""
 
 import json
@@ -78,32 +79,42 @@ def desk():
             os.environ["DBUS_SESSION_BUS_ADDRESS"] = saved
     s.panel_env = dict(s.env, DBUS_SESSION_BUS_ADDRESS=addr, XDG_CONFIG_HOME=xdg, HOME=home)
     s.panel = None
+    s.wm = None
     yield s
     stop_panel(s)
+    if s.wm is not None:
+        stop_group(s.wm)
     s.shutdown()
     os.kill(bus_pid, signal.SIGTERM)
     shutil.rmtree(root, ignore_errors=True)
 
 
-def start_panel(s):
-    # Its own process group: the panel runs each plugin in a child process, and the
-    # group (whose id is the panel's PID) is stopped as one.
-    s.panel = subprocess.Popen(["xfce4-panel", "--disable-wm-check"], env=s.panel_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+def start_in_group(s, argv):
+    # Its own process group (whose id is its PID), stopped as one: the panel runs
+    # each plugin in a child process.
+    return subprocess.Popen(argv, env=s.panel_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
 
 
-def stop_panel(s):
-    if s.panel is None:
-        return
+def stop_group(p):
     try:
-        os.killpg(s.panel.pid, signal.SIGTERM)
+        os.killpg(p.pid, signal.SIGTERM)
     except ProcessLookupError:
         pass
     try:
-        s.panel.wait(timeout=5)
+        p.wait(timeout=5)
     except subprocess.TimeoutExpired:
-        os.killpg(s.panel.pid, signal.SIGKILL)
-        s.panel.wait()
-    s.panel = None
+        os.killpg(p.pid, signal.SIGKILL)
+        p.wait()
+
+
+def start_panel(s):
+    s.panel = start_in_group(s, ["xfce4-panel", "--disable-wm-check"])
+
+
+def stop_panel(s):
+    if s.panel is not None:
+        stop_group(s.panel)
+        s.panel = None
 
 
 def gdbus(s, dest, path, method, *args):
@@ -294,4 +305,38 @@ def test_a_window_hidden_in_the_tray_comes_back_when_the_panel_goes(desk):
     # The panel goes: nothing else could bring the window back, so it comes back.
     stop_panel(s)
     wait_for("the window shown again", lambda: d.execute_script("return document.visibilityState") == "visible")
+    backend.close()
+
+
+def visibility(d):
+    return d.execute_script("return document.visibilityState")
+
+
+def test_closing_the_window_under_a_window_manager_keeps_portway_in_the_tray(desk):
+    """A desktop session's pieces: a window manager (xfwm4) and the panel. Closing
+    the window the way a user does (Alt+F4, which the window manager turns into a
+    close request) hides it; the rule keeps serving; the tray's Open brings it back."""
+    s = desk
+    s.close_app()
+    if not shutil.which("xfwm4"):
+        pytest.fail("xfwm4 is needed (scripts/debian-packages.txt)")
+    backend = EchoBackend("tray-backend")
+    port = free_port()
+    write_profile(s.config_dir, port, backend.addr)
+    start_panel(s)
+    s.wm = start_in_group(s, ["xfwm4", "--compositor=off"])
+    d = s.open()
+    item = wait_for("the item registered", lambda: portway_item(s))
+    wait_for("the rule running", lambda: text_of(d, "rule-status-tray-rule") == "running")
+    wait_for("the window shown", lambda: visibility(d) == "visible")
+    env = s.env
+    win = wait_for("the window known to X", lambda: subprocess.run(["xdotool", "search", "--onlyvisible", "--name", "^Portway$"], env=env, capture_output=True, text=True, timeout=10).stdout.split())
+    subprocess.run(["xdotool", "windowactivate", "--sync", win[0]], env=env, timeout=10)
+    subprocess.run(["xdotool", "key", "--clearmodifiers", "alt+F4"], env=env, timeout=10)
+    wait_for("the window hidden in the tray", lambda: visibility(d) == "hidden")
+    assert hello(port)[0] == "tray-backend", "the engine keeps running while the window is hidden"
+    screen(s, "tray-03-closed-to-tray")
+    click(s, item, "Open Portway")
+    wait_for("the window back", lambda: visibility(d) == "visible")
+    assert text_of(d, "rule-status-tray-rule") == "running"
     backend.close()
