@@ -55,10 +55,18 @@ pub async fn probe_config(config: &Config, service: &str, target: Option<&str>) 
 const PROBE_MAX_TARGETS: usize = 16;
 
 async fn probe_plan(service: &str, plan: Result<Arc<ServicePlan>, String>, target: Option<&str>) -> ProbeReport {
-    let failed = |target: String, error: String| ProbeReport { service: service.into(), target, ok: false, ms: 0, hops: Vec::new(), error: Some(error), targets: Vec::new() };
+    let report = |target: Option<&str>, ms: u64, hops: Vec<crate::chain::HopResult>, error: Option<String>| ProbeReport {
+        service: service.into(),
+        target: target.unwrap_or_default().into(),
+        ok: error.is_none(),
+        ms,
+        hops,
+        error,
+        targets: Vec::new(),
+    };
     let plan = match plan {
         Ok(p) => p,
-        Err(e) => return failed(target.unwrap_or_default().into(), e),
+        Err(e) => return report(target, 0, Vec::new(), Some(e)),
     };
     let network = match plan.network {
         Network::Tcp => crate::chain::Network::Tcp,
@@ -67,27 +75,32 @@ async fn probe_plan(service: &str, plan: Result<Arc<ServicePlan>, String>, targe
     // A remote rule breaks first where its port is opened: walk that chain's hops
     // (the last node listens for us), then dial the targets as its connections would.
     if let Some(bind) = plan.bind_chain.as_deref() {
-        let t0 = std::time::Instant::now();
-        let r = crate::chain::dial_route(Some(bind), crate::chain::Network::Tcp, None, plan.dial_timeout, None).await;
-        let ms = t0.elapsed().as_millis() as u64;
-        match r {
-            Ok((_conn, route)) => {
-                let mut report = probe_targets(service, &plan, network, target).await;
-                let mut hops = route.hops;
-                hops.append(&mut report.hops);
-                report.hops = hops;
-                report.ms += ms;
-                return report;
-            }
-            Err((e, route)) => {
-                return ProbeReport { service: service.into(), target: target.unwrap_or_default().into(), ok: false, ms, hops: route.hops, error: Some(e), targets: Vec::new() };
-            }
+        let (ms, mut hops, error) = timed_route(Some(bind), crate::chain::Network::Tcp, None, plan.dial_timeout).await;
+        if error.is_some() {
+            return report(target, ms, hops, error);
         }
+        let mut rest = probe_targets(service, &plan, network, target).await;
+        hops.append(&mut rest.hops);
+        rest.hops = hops;
+        rest.ms += ms;
+        return rest;
     }
     if plan.chain.is_none() && network == crate::chain::Network::Udp {
-        return failed(target.unwrap_or_default().into(), "a UDP target without a chain cannot be probed: UDP has no handshake to test".into());
+        return report(target, 0, Vec::new(), Some("a UDP target without a chain cannot be probed: UDP has no handshake to test".into()));
     }
     probe_targets(service, &plan, network, target).await
+}
+
+/// One dial through `chain` (directly to `target` without one), timed:
+/// milliseconds, each hop reached, and why it failed.
+async fn timed_route(chain: Option<&crate::config::validate::ChainPlan>, network: crate::chain::Network, target: Option<&str>, timeout: Duration) -> (u64, Vec<crate::chain::HopResult>, Option<String>) {
+    let t0 = std::time::Instant::now();
+    let r = crate::chain::dial_route(chain, network, target, timeout, None).await;
+    let ms = t0.elapsed().as_millis() as u64;
+    match r {
+        Ok((_conn, route)) => (ms, route.hops, None),
+        Err((e, route)) => (ms, route.hops, Some(e)),
+    }
 }
 
 /// Dials `target`, or every forwarding target of the rule (each through the
@@ -108,38 +121,23 @@ async fn probe_targets(service: &str, plan: &Arc<ServicePlan>, network: crate::c
     };
     // A proxy service has no targets of its own: probe its hops only.
     if targets.is_empty() {
-        let t0 = std::time::Instant::now();
-        let r = crate::chain::dial_route(plan.chain.as_deref(), network, None, plan.dial_timeout, None).await;
-        let ms = t0.elapsed().as_millis() as u64;
-        let (ok, hops, error) = match r {
-            Ok((_conn, route)) => (true, route.hops, None),
-            Err((e, route)) => (false, route.hops, Some(e)),
-        };
-        return ProbeReport { service: service.into(), target: String::new(), ok, ms, hops, error, targets: Vec::new() };
+        let (ms, hops, error) = timed_route(plan.chain.as_deref(), network, None, plan.dial_timeout).await;
+        return ProbeReport { service: service.into(), target: String::new(), ok: error.is_none(), ms, hops, error, targets: Vec::new() };
     }
     let tried = targets.len().min(PROBE_MAX_TARGETS);
     let mut set = tokio::task::JoinSet::new();
     for (i, t) in targets[..tried].iter().enumerate() {
         let (plan, t) = (plan.clone(), t.clone());
-        set.spawn(async move {
-            let t0 = std::time::Instant::now();
-            let r = crate::chain::dial_route(plan.chain.as_deref(), network, Some(&t), plan.dial_timeout, None).await;
-            let ms = t0.elapsed().as_millis() as u64;
-            match r {
-                Ok((_conn, route)) => (i, t, ms, route.hops, None),
-                Err((e, route)) => (i, t, ms, route.hops, Some(e)),
-            }
-        });
+        set.spawn(async move { (i, timed_route(plan.chain.as_deref(), network, Some(&t), plan.dial_timeout).await) });
     }
-    let mut results = Vec::with_capacity(tried);
+    let mut found = vec![None; tried];
     while let Some(r) = set.join_next().await {
         // A dial that panicked is a bug elsewhere; its target is simply missing here.
-        if let Ok(r) = r {
-            results.push(r);
+        if let Ok((i, r)) = r {
+            found[i] = Some(r);
         }
     }
-    results.sort_by_key(|r| r.0);
-    let results: Vec<_> = results.into_iter().map(|(_, t, ms, hops, e)| (t, ms, hops, e)).collect();
+    let results: Vec<_> = targets.iter().zip(found).filter_map(|(t, r)| r.map(|(ms, hops, e)| (t.clone(), ms, hops, e))).collect();
     let mut per_target: Vec<TargetProbe> = results.iter().map(|(t, ms, _, e)| TargetProbe { target: t.clone(), ok: e.is_none(), ms: *ms, error: e.clone() }).collect();
     for t in &targets[tried..] {
         per_target.push(TargetProbe { target: t.clone(), ok: false, ms: 0, error: Some(format!("not tried: a probe dials at most {PROBE_MAX_TARGETS} targets")) });

@@ -32,6 +32,17 @@ export function isUdp(kind: RuleKindDto): boolean {
   return kind === "localUdp" || kind === "remoteUdp";
 }
 
+/** A rule's state and error as shown: the engine's at the latest tick when that is
+ * newer than the snapshot, so a rule that fails (or recovers) later shows it
+ * without a reload. */
+export function shownState(
+  view: { state: RuleState; error: string | null },
+  live: { state: RuleState; error: string | null } | undefined,
+  liveIsNewer: boolean,
+): { state: RuleState; error: string | null } {
+  return liveIsNewer && live?.state ? { state: live.state, error: live.error } : { state: view.state, error: view.error };
+}
+
 export const STATE_LABELS: Record<RuleState, string> = {
   running: "running",
   stopped: "stopped",
