@@ -183,12 +183,15 @@ async fn username_and_password_come_before_the_association() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_with_not_allowed_without_udp_true() {
     let (e, proxy) = socks_service("socks5://127.0.0.1:0").await;
+    let mut rx = e.subscribe();
     let mut ctl = TcpStream::connect(proxy).await.unwrap();
     let reply = tokio::time::timeout(T, associate_raw(&mut ctl, None)).await.unwrap().unwrap();
     // GOST: gosocks5.NotAllowed with no address (handler/socks/v5/udp.go).
     assert_eq!(reply, [5, 2, 0, 1, 0, 0, 0, 0, 0, 0]);
     let mut b = [0u8; 1];
     assert_eq!(tokio::time::timeout(T, ctl.read(&mut b)).await.unwrap().unwrap_or(0), 0, "then closed");
+    // The refusal is recorded after the stream closes: its log line comes last.
+    wait_event(&mut rx, |e| matches!(e, Event::Log { line } if line.message.contains("UDP ASSOCIATE is disabled"))).await;
     let (_, msg) = e.stats_now()[0].last_error.clone().expect("the refusal shows on the rule");
     assert!(msg.contains("UDP ASSOCIATE is disabled on this service (enable it with udp=true)"), "{msg}");
 }

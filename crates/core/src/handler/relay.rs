@@ -381,8 +381,9 @@ pub async fn udp_serve<S: AsyncRead + AsyncWrite + Unpin>(
         let mut buf = vec![0u8; relay::MAX_DATAGRAM];
         loop {
             let n = sock.recv(&mut buf).await?;
-            send_datagram(&mut wr, &buf[..n]).await?;
+            // Counted before the write: once the client holds it, it is counted.
             meter.add_out(n as u64);
+            send_datagram(&mut wr, &buf[..n]).await?;
         }
     };
     tokio::select! {

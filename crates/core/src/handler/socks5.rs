@@ -234,8 +234,9 @@ where
                 Err(e) => return Err(UdpTunError::Io(e)),
             };
             let Some(payload) = buf.get(..n).filter(|p| !p.is_empty()) else { continue };
-            write_frame(&mut wr, &Addr::from(unmap(src)), payload).await?;
+            // Counted before the write: once the client holds it, it is counted.
             to_client(n as u64);
+            write_frame(&mut wr, &Addr::from(unmap(src)), payload).await?;
         }
     };
     tokio::select! {

@@ -188,9 +188,11 @@ where
                 Err(e) => return Err::<(), io::Error>(e),
             };
             let payload = buf.get(..n).unwrap_or_default();
-            match assoc.send(&Addr::from(unmap(from)), payload).await {
-                Ok(()) => (meters.to_client)(n as u64),
-                Err(e) => debug!("socks5 udp: answer to the client failed: {e}"),
+            // Counted before the send, as the UDP service does: once the client
+            // holds the answer, the rule's counters already include it.
+            (meters.to_client)(n as u64);
+            if let Err(e) = assoc.send(&Addr::from(unmap(from)), payload).await {
+                debug!("socks5 udp: answer to the client failed: {e}");
             }
         }
     };
@@ -227,9 +229,9 @@ where
     let downlink = async {
         let mut fb = FrameBuf::new();
         while let Some((from, payload)) = read_frame(&mut rd, &mut fb).await? {
-            match assoc.send(&from, payload).await {
-                Ok(()) => (meters.to_client)(payload.len() as u64),
-                Err(e) => debug!("socks5 udp: answer to the client failed: {e}"),
+            (meters.to_client)(payload.len() as u64);
+            if let Err(e) = assoc.send(&from, payload).await {
+                debug!("socks5 udp: answer to the client failed: {e}");
             }
         }
         Ok::<(), UdpTunError>(())

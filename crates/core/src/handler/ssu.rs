@@ -238,9 +238,10 @@ async fn session(
                     debug!(service = %shared.service, client = %peer, "ssu: answer from {from} dropped: {e}");
                     continue;
                 }
-                match shared.server.send_to(&pkt, peer).await {
-                    Ok(_) => (shared.meters.on_out)(n as u64),
-                    Err(e) => debug!(service = %shared.service, client = %peer, "ssu: cannot answer the client: {e}"),
+                // Counted before the send: once the client holds it, it is counted.
+                (shared.meters.on_out)(n as u64);
+                if let Err(e) = shared.server.send_to(&pkt, peer).await {
+                    debug!(service = %shared.service, client = %peer, "ssu: cannot answer the client: {e}");
                 }
             }
         }
@@ -333,7 +334,8 @@ async fn answers<W: AsyncWrite + Unpin>(up: &UdpSocket, wr: &mut W, meters: &Met
         if answer.is_empty() {
             continue;
         }
-        write_frame(wr, &Addr::ip(from.ip(), from.port()), answer).await.map_err(io::Error::from)?;
+        // Counted before the write: once the client holds it, it is counted.
         (meters.on_out)(n as u64);
+        write_frame(wr, &Addr::ip(from.ip(), from.port()), answer).await.map_err(io::Error::from)?;
     }
 }
