@@ -75,6 +75,16 @@ impl Backend {
     /// Opens the store (creating the default profile on first run) and runs the
     /// active profile.
     pub fn start(store: ProfileStore) -> Result<Backend, AppError> {
+        let b = Backend::open(store)?;
+        b.start_rules();
+        Ok(b)
+    }
+
+    /// The engine and the store, with no rule started yet: the app starts them
+    /// once it knows it is the only Portway of the session, so a second launch
+    /// (which only hands its arguments over and exits) never binds a port or
+    /// dials a remote server.
+    pub fn open(store: ProfileStore) -> Result<Backend, AppError> {
         let rt = tokio::runtime::Builder::new_multi_thread().thread_name("portway-engine").enable_all().build().map_err(|e| AppError::new(ErrorCode::Engine, format!("cannot start the engine: {e}")))?;
         let engine = {
             let _g = rt.enter();
@@ -96,13 +106,16 @@ impl Backend {
                 }
             }
         }
-        let b = Backend { rt, engine, store, active: Mutex::new(active.clone()), warnings: Mutex::new(Vec::new()), conns };
-        // A profile that does not parse must not keep the window from opening:
-        // the snapshot shows the error, nothing is overwritten.
-        if let Err(e) = b.activate(&active) {
-            lock(&b.warnings).push(format!("profile {active:?} could not be loaded: {}", e.message));
+        Ok(Backend { rt, engine, store, active: Mutex::new(active), warnings: Mutex::new(Vec::new()), conns })
+    }
+
+    /// Runs the active profile. A profile that does not parse must not keep the
+    /// window from opening: the snapshot shows the error, nothing is overwritten.
+    pub fn start_rules(&self) {
+        let active = lock(&self.active).clone();
+        if let Err(e) = self.activate(&active) {
+            lock(&self.warnings).push(format!("profile {active:?} could not be loaded: {}", e.message));
         }
-        Ok(b)
     }
 
     pub fn engine(&self) -> &Engine {

@@ -7,6 +7,7 @@ pub mod chains;
 pub mod commands;
 pub mod conns;
 pub mod desktop;
+mod launch;
 mod tray;
 pub mod logs;
 
@@ -15,14 +16,24 @@ use std::sync::Arc;
 
 pub fn run() {
     let _ = commands::STARTED.set(std::time::Instant::now());
+    let launch = match launch::parse(std::env::args().skip(1)) {
+        Ok(l) => l,
+        Err((text, code)) => {
+            print!("{text}");
+            std::process::exit(code);
+        }
+    };
     portway_core::logging::init(0);
+    if !launch.ignored.is_empty() {
+        tracing::info!("ignoring arguments {:?} (see portway-app --help)", launch.ignored);
+    }
     let _ = portway_core::sys::raise_nofile_limit();
     // Blank windows on some GPUs with WebKitGTK's DMA-BUF renderer: off unless the
     // user chose otherwise.
     if std::env::var_os("WEBKIT_DISABLE_DMABUF_RENDERER").is_none() {
         std::env::set_var("WEBKIT_DISABLE_DMABUF_RENDERER", "1");
     }
-    let backend = match ProfileStore::open_default().map_err(|e| e.to_string()).and_then(|s| backend::Backend::start(s).map_err(|e| e.message)) {
+    let backend = match ProfileStore::open_default().map_err(|e| e.to_string()).and_then(|s| backend::Backend::open(s).map_err(|e| e.message)) {
         Ok(b) => Arc::new(b),
         Err(e) => {
             eprintln!("portway-app: {e}");
@@ -42,8 +53,11 @@ pub fn run() {
         .plugin(tauri_plugin_autostart::Builder::new().app_name("portway").build())
         .plugin(tauri_plugin_notification::init())
         .manage(backend)
-        .setup(|app| {
-            tray::setup(app.handle());
+        .setup(move |app| {
+            // Plugins are set up by now: a second launch has handed its arguments
+            // to the first Portway and exited in the single-instance plugin.
+            tauri::Manager::state::<commands::Shared>(app).start_rules();
+            tray::setup(app.handle(), launch.show);
             Ok(())
         })
         .on_window_event(|window, event| {

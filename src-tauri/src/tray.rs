@@ -245,8 +245,9 @@ fn on_tray_host(app: &AppHandle, present: bool) {
 }
 
 /// Sets up the tray (when a host exists), the close-to-tray and start-minimised
-/// behaviour, autostart, and the task that follows the engine. Never fails.
-pub fn setup(app: &AppHandle) {
+/// behaviour (`show`: the command line's `--show` overrides it), autostart, and
+/// the task that follows the engine. Never fails.
+pub fn setup(app: &AppHandle, show: bool) {
     let backend = app.state::<Shared>().inner().clone();
     let settings = backend.desktop_settings().unwrap_or_else(|e| {
         tracing::warn!("desktop settings unreadable, using defaults: {}", e.message);
@@ -276,7 +277,7 @@ pub fn setup(app: &AppHandle) {
     app.manage(Desktop { tray_problem: Mutex::new(tray_problem), host: AtomicBool::new(has_tray), tray: Mutex::new(tray), shown: Mutex::new(shown), poke });
     follow_tray_host(app);
 
-    if settings.start_minimized && has_tray {
+    if settings.start_minimized && has_tray && !show {
         if let Some(w) = app.get_webview_window("main") {
             let _ = w.hide();
         }

@@ -112,10 +112,10 @@ class Session:
         wait_for("WebKitWebDriver", lambda: socket.create_connection(("127.0.0.1", native), timeout=1).close() or True)
         self.driver = None
 
-    def open(self):
+    def open(self, args=()):
         opts = ArgOptions()
         opts.set_capability("browserName", "wry")
-        opts.set_capability("tauri:options", {"application": APP})
+        opts.set_capability("tauri:options", {"application": APP, "args": list(args)})
         # A dropped new-session request (the drivers still settling) is retried, a
         # bounded number of times; any other failure is the test's.
         for attempt in range(3):

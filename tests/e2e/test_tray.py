@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from e2e import APP, SHOTS, EchoBackend, Session, by_id, free_port, hello, shot, text_of, wait_for
+from e2e import APP, SHOTS, T, EchoBackend, Session, by_id, free_port, hello, shot, text_of, wait_for
 
 PANEL_XML = """<?xml version="1.0" encoding="UTF-8"?>
 <channel name="xfce4-panel" version="1.0">
@@ -310,6 +310,42 @@ def test_a_window_hidden_in_the_tray_comes_back_when_the_panel_goes(desk):
 
 def visibility(d):
     return d.execute_script("return document.visibilityState")
+
+
+def test_a_second_launch_with_show_brings_a_minimised_window_forward(desk):
+    """`portway-app --show` is the way back to a window in a tray the user cannot
+    reach: the running Portway shows its window and the second launch exits."""
+    s = desk
+    s.close_app()
+    # --help and --version print and exit without a display or a window.
+    no_display = {k: v for k, v in s.env.items() if k != "DISPLAY"}
+    out = subprocess.run([APP, "--version"], env=no_display, capture_output=True, text=True, timeout=T)
+    assert (out.returncode, out.stdout.startswith("portway-app ")) == (0, True), out
+    out = subprocess.run([APP, "--help"], env=no_display, capture_output=True, text=True, timeout=T)
+    assert out.returncode == 0 and "--show" in out.stdout, out
+    backend = EchoBackend("tray-backend")
+    write_profile(s.config_dir, free_port(), backend.addr)
+    with open(os.path.join(s.config_dir, "settings.json"), "w") as f:
+        json.dump({"activeProfile": "tray", "desktop": {"startMinimized": True, "closeToTray": True}}, f)
+    start_panel(s)
+    d = s.open()
+    wait_for("the item registered", lambda: portway_item(s))
+    wait_for("the window hidden", lambda: visibility(d) == "hidden")
+    second = subprocess.run([APP, "--show"], env=s.env, capture_output=True, text=True, timeout=T)
+    assert second.returncode == 0, second
+    # It handed over before starting anything: no rule of its own (the port is the
+    # first Portway's), no window.
+    assert "listening on" not in second.stderr and "in use" not in second.stderr, second.stderr
+    wait_for("the window shown by the second launch", lambda: visibility(d) == "visible")
+    assert text_of(d, "rule-status-tray-rule") == "running", "the first Portway kept running"
+    # Started with --show, the window shows despite "Start minimised".
+    s.close_app()
+    d = s.open(["--show"])
+    wait_for("the item registered", lambda: portway_item(s))
+    wait_for("the rule running", lambda: text_of(d, "rule-status-tray-rule") == "running")
+    assert visibility(d) == "visible"
+    stop_panel(s)
+    backend.close()
 
 
 def test_closing_the_window_under_a_window_manager_keeps_portway_in_the_tray(desk):
