@@ -23,6 +23,9 @@ Flags (GOST v3's, with Go flag syntax: -L x, -L=x, --L x):
   -h, --help  this help
   --profile NAME  run the stored profile NAME (profiles live in the config dir; PORTWAY_CONFIG_DIR overrides)
 
+Environment: PORTWAY_WORKERS sets the number of forwarding threads (default: one per
+two cores).
+
 Signals: SIGINT/SIGTERM stop cleanly; SIGHUP reloads -C files (or the profile) and
 applies only what changed, so untouched services keep their connections.
 ";

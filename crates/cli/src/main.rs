@@ -345,15 +345,26 @@ fn run(args: args::Args) -> Result<ExitCode> {
         Err(e) => tracing::warn!("cannot raise the open files limit: {e}"),
     }
     let mut builder = tokio::runtime::Builder::new_multi_thread();
-    // PORTWAY_WORKERS sets the number of forwarding threads (default: one per core).
-    if let Some(n) = std::env::var("PORTWAY_WORKERS").ok().and_then(|v| v.parse::<usize>().ok()).filter(|n| *n > 0) {
-        builder.worker_threads(n);
-    }
+    builder.worker_threads(worker_threads(std::env::var("PORTWAY_WORKERS").ok().as_deref(), std::thread::available_parallelism().map_or(1, |n| n.get())));
     let rt = builder.enable_all().build().context("starting the runtime")?;
     let result = rt.block_on(serve(source, built));
     // Connections still open are dropped now; don't wait on them to exit.
     rt.shutdown_timeout(std::time::Duration::from_secs(2));
     result
+}
+
+/// Forwarding threads: `PORTWAY_WORKERS` when set to a positive number, else one
+/// per two cores. Most of a forwarder's work is the kernel's TCP path, run on
+/// behalf of both ends of every connection; a thread per core makes sockets
+/// and tasks move between cores for little gain. Measured with fwdbench on 2
+/// cores (3 rounds): one thread against two gave +9 % new connections per second
+/// (-12 % CPU per connection), +11 % bulk at 8 streams, the same at 1 stream
+/// and +2 % UDP queries per second.
+fn worker_threads(env: Option<&str>, cores: usize) -> usize {
+    match env.and_then(|v| v.trim().parse::<usize>().ok()).filter(|n| *n > 0) {
+        Some(n) => n,
+        None => (cores / 2).max(1),
+    }
 }
 
 fn set_log_level(config: &mut Config, level: &str) {
@@ -411,4 +422,17 @@ async fn serve(source: Source, built: Built) -> Result<ExitCode> {
     tracing::info!("stopping");
     engine.shutdown().await;
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::worker_threads;
+
+    #[test]
+    fn one_forwarding_thread_per_two_cores_unless_portway_workers_says() {
+        assert_eq!([1, 2, 3, 4, 16].map(|c| worker_threads(None, c)), [1, 1, 1, 2, 8]);
+        assert_eq!(worker_threads(Some("3"), 2), 3);
+        // Not a positive number: the default, not a runtime that cannot start.
+        assert_eq!([Some("0"), Some("-1"), Some("many"), Some("")].map(|e| worker_threads(e, 8)), [4; 4]);
+    }
 }
