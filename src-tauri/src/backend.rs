@@ -262,7 +262,10 @@ impl Backend {
 
     fn parse_import(&self, text: &str, file_name: Option<&str>) -> Result<(String, Config, Vec<String>), AppError> {
         if let Some(r) = parse_cmdline(text) {
-            return r.map(|c| ("cmdline".to_string(), c, Vec::new()));
+            return r.map(|c| {
+                let warnings = portway_core::config::url::cmd_warnings(&c).iter().map(|w| w.to_string()).collect();
+                ("cmdline".to_string(), c, warnings)
+            });
         }
         let name = file_name.unwrap_or("pasted.yaml");
         let format = if portway_core::config::load::Format::guess(name, text) == portway_core::config::load::Format::Json { "json" } else { "yaml" };

@@ -148,6 +148,11 @@ fn import_previews_names_what_it_cannot_run_and_imports_command_lines() {
     let v2 = b.profile_import_preview("{\"ServeNodes\": [\":8080\"]}", Some("gost.json")).expect_err("v2");
     assert!(v2.message.contains("GOST v2"), "{}", v2.message);
     assert_eq!(v2.code, ErrorCode::Parse);
+    // A pasted command line with a strategy GOST does not know: it imports (GOST
+    // runs it round-robin) and the preview says so.
+    let p = b.profile_import_preview("gost -L \"tcp://127.0.0.1:0/127.0.0.1:9?strategy=fifio\"", None).expect("preview");
+    assert_eq!((p.format.as_str(), p.rules.len()), ("cmdline", 1));
+    assert!(p.warnings.iter().any(|w| w.contains("unknown selector strategy \"fifio\"") && w.contains("round-robin")), "{:?}", p.warnings);
     let target = echo_backend("b0");
     let port = free_port();
     let s = b.profile_import(&format!("gost -L tcp://127.0.0.1:{port}/{target}"), None, "imported").expect("import");

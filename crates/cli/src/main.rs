@@ -89,6 +89,7 @@ fn build(src: &Source) -> Result<Built> {
                 labels.push(name);
             }
             let cmd = build_from_cmd(services, nodes).map_err(|e| anyhow!("{e}"))?;
+            warnings.extend(portway_core::config::url::cmd_warnings(&cmd).into_iter().map(|w| ("command line".to_string(), w)));
             merge(&mut config, cmd)?;
             if !services.is_empty() {
                 labels.push("command line".into());

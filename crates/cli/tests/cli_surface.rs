@@ -182,9 +182,6 @@ fn malformed_urls_are_refused_with_the_reason() {
     assert_eq!(out.trim(), "service \"service-0\": failed: addr \":99999\": port \"99999\" is not a number from 0 to 65535");
     assert!(err.contains("no service could start"), "{err}");
 
-    let (st, out, err) = run_to_exit(dir.path(), &["-L", &format!("tcp://127.0.0.1:{port}/127.0.0.1:1?strategy=bogus")]);
-    assert_eq!(code(st), 1, "{err}");
-    assert!(out.contains("service \"service-0\": failed: forwarder.selector.strategy: unknown selector strategy \"bogus\""), "{out}");
 }
 
 /// Broken config files are refused with exit 1, naming file:line (and the key when
@@ -364,6 +361,27 @@ fn unsupported_keys_warn_with_file_line_and_key() {
     assert!(
         err.lines().any(|l| l.starts_with(&format!("portway: warning: {}:10: api:", file.display()))),
         "the warning should read `portway: warning: FILE:LINE: KEY: …`:\n{err}"
+    );
+}
+
+/// A strategy GOST does not know runs as round-robin, as GOST runs it; Portway
+/// says so on stderr, naming it.
+#[test]
+fn unknown_strategy_on_the_command_line_runs_round_robin_with_a_warning() {
+    let dir = config_dir();
+    let (b1, b2) = (TcpBackend::start("127.0.0.1", "one"), TcpBackend::start("127.0.0.2", "two"));
+    let (pw, port, _) = retry(|| {
+        let port = free_port("127.0.0.1");
+        let url = format!("tcp://127.0.0.1:{port}/{},{}?strategy=lowest", b1.target(), b2.target());
+        let (pw, l) = launch(portway_cmd(dir.path(), &["-L", &url]), 1)?;
+        Ok((pw, port, l))
+    });
+    let answers: Vec<String> = (0..4).map(|_| hello(v4("127.0.0.1", port)).unwrap()).collect();
+    assert_eq!(answers, ["one", "two", "one", "two"], "round-robin over the targets");
+    assert!(
+        pw.stderr().lines().any(|l| l.starts_with("portway: warning: command line: services[0].forwarder.selector.strategy: unknown selector strategy \"lowest\"") && l.contains("round-robin")),
+        "{}",
+        pw.stderr()
     );
 }
 

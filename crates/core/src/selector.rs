@@ -17,8 +17,8 @@ pub enum Strategy {
 }
 
 impl Strategy {
-    /// GOST's names; an unknown name is round-robin in GOST. Portway reports it
-    /// (the caller turns `Err` into a warning or an error) instead of guessing.
+    /// GOST's names. `Err` names the unknown one: the editors refuse it, and a
+    /// loaded profile or command line runs it as [`Strategy::gost`] does.
     pub fn parse(s: &str) -> Result<Strategy, String> {
         match s.trim().to_ascii_lowercase().as_str() {
             "" | "round" | "rr" => Ok(Strategy::Round),
@@ -30,6 +30,23 @@ impl Strategy {
             )),
         }
     }
+}
+
+impl Strategy {
+    /// What GOST runs for a strategy name: round-robin for one it does not know
+    /// (`config/parsing/selector/parse.go`), e.g. GOST master's `lowest`. The
+    /// loader warns about such a name; the service still starts, as in GOST.
+    pub fn gost(s: &str) -> Strategy {
+        Strategy::parse(s).unwrap_or(Strategy::Round)
+    }
+}
+
+/// The warning for a selector strategy GOST would run as round-robin without a
+/// word, or `None` for a name GOST knows.
+pub fn unknown_strategy_warning(strategy: &str) -> Option<String> {
+    Strategy::parse(strategy)
+        .err()
+        .map(|e| format!("{e}; GOST runs round-robin for a name it does not know, and so does Portway"))
 }
 
 fn now_secs() -> i64 {

@@ -463,14 +463,21 @@ fn plan_refuses_a_shadowsocks_connector_naming_the_service() {
 }
 
 #[test]
-fn plan_refuses_an_unknown_strategy() {
-    // GOST silently falls back to round; Portway says so (README, "differs on purpose").
-    let l = load("st.yaml", &TCP_FWD.replace("strategy: round", "strategy: round-robin"));
-    let e = plan_err(&l.config, "web");
-    assert!(e.contains("\"web\"") && e.contains("\"round-robin\"") && e.contains("strategy"), "{e}");
-    // GOST's aliases are fine.
+fn an_unknown_strategy_runs_round_robin_as_in_gost_with_a_warning_naming_it() {
+    // GOST's parser runs round-robin for a name it does not know, without a word.
+    let l = load("st.yaml", &TCP_FWD.replace("strategy: round", "strategy: lowest"));
+    let w: Vec<String> = l.warnings.iter().map(|w| w.to_string()).collect();
+    let line = TCP_FWD.lines().position(|x| x.contains("strategy: round")).map(|i| i + 1).unwrap();
+    assert!(
+        w.iter().any(|w| w.starts_with(&format!("line {line}: services[0].forwarder.selector.strategy: unknown selector strategy \"lowest\"")) && w.contains("round-robin")),
+        "{w:?}"
+    );
+    let plan = plan_service(&l.config, &l.config.services[0]).expect("runs");
+    assert_eq!(plan.selector.strategy, portway_core::selector::Strategy::Round);
+    // GOST's aliases are known: no warning.
     for s in ["rr", "random", "ha", "HASH"] {
         let l = load("st.yaml", &TCP_FWD.replace("strategy: round", &format!("strategy: {s}")));
+        assert!(l.warnings.is_empty(), "{s}: {:?}", l.warnings);
         assert!(plan_service(&l.config, &l.config.services[0]).is_ok(), "{s}");
     }
 }

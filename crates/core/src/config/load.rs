@@ -652,6 +652,9 @@ impl<'f> Cx<'f> {
         let mut s = SelectorConfig { strategy: String::new(), max_fails: 0, fail_timeout: Duration::ZERO, extra: Extra::new() };
         if let Some((v, p)) = o.take(&["strategy"]) {
             s.strategy = self.string(v, &p)?;
+            if let Some(msg) = crate::selector::unknown_strategy_warning(&s.strategy) {
+                self.warn(v.line, p, msg);
+            }
         }
         if let Some((v, p)) = o.take(&["maxFails"]) {
             s.max_fails = self.int(v, &p)?;

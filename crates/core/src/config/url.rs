@@ -247,6 +247,31 @@ fn go_duration(v: &str) -> Duration {
     parse_go_duration(v).unwrap_or(Duration::ZERO)
 }
 
+/// What a command line's config runs differently from what it says: selector
+/// strategies GOST does not know (run as round-robin). A YAML profile gets the
+/// same warnings from the loader, with lines.
+pub fn cmd_warnings(cfg: &Config) -> Vec<crate::config::Warning> {
+    let mut sels: Vec<(String, &SelectorConfig)> = Vec::new();
+    for (i, s) in cfg.services.iter().enumerate() {
+        if let Some(sel) = s.forwarder.as_ref().and_then(|f| f.selector.as_ref()) {
+            sels.push((format!("services[{i}].forwarder.selector"), sel));
+        }
+    }
+    for (i, c) in cfg.chains.iter().enumerate() {
+        for (j, h) in c.hops.iter().enumerate() {
+            if let Some(sel) = &h.selector {
+                sels.push((format!("chains[{i}].hops[{j}].selector"), sel));
+            }
+        }
+    }
+    sels.into_iter()
+        .filter_map(|(path, sel)| {
+            let message = crate::selector::unknown_strategy_warning(&sel.strategy)?;
+            Some(crate::config::Warning { path: format!("{path}.strategy"), line: 0, message })
+        })
+        .collect()
+}
+
 /// GOST's `parseSelector`: only when a selector key is present; CLI defaults
 /// round / 1 / 30s.
 fn parse_selector(q: &mut Query, arg: &str) -> Result<Option<SelectorConfig>, UrlError> {

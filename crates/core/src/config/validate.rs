@@ -160,13 +160,11 @@ fn md_err(service: &str, where_: &str, e: String) -> String {
 
 /// The selector a forwarder or hop runs. No selector block means GOST's defaults
 /// (round, 1, 10s).
-pub fn selector_from(cfg: Option<&SelectorConfig>, ctx: &str) -> Result<Selector, String> {
+pub fn selector_from(cfg: Option<&SelectorConfig>) -> Selector {
     match cfg {
-        None => Ok(Selector::new(Strategy::Round, 1, Duration::from_secs(10))),
-        Some(s) => {
-            let strategy = Strategy::parse(&s.strategy).map_err(|e| format!("{ctx}.selector.strategy: {e}"))?;
-            Ok(Selector::new(strategy, s.max_fails, s.fail_timeout))
-        }
+        None => Selector::new(Strategy::Round, 1, Duration::from_secs(10)),
+        // An unknown name was warned about when the profile was read.
+        Some(s) => Selector::new(Strategy::gost(&s.strategy), s.max_fails, s.fail_timeout),
     }
 }
 
@@ -260,7 +258,7 @@ pub fn resolve_chain(cfg: &Config, name: &str, ctx: &str) -> Result<ChainPlan, S
         if hop_cfg.nodes.is_empty() {
             return Err(format!("{hctx}: has no nodes"));
         }
-        let selector = selector_from(hop_cfg.selector.as_ref(), &hctx)?;
+        let selector = selector_from(hop_cfg.selector.as_ref());
         let mut nodes = Vec::new();
         let mut opts = Vec::new();
         for (ni, n) in hop_cfg.nodes.iter().enumerate() {
@@ -412,7 +410,7 @@ pub fn plan_service(cfg: &Config, s: &ServiceConfig) -> Result<ServicePlan, Stri
         }
     };
     let (selector, mut targets) = match &s.forwarder {
-        None => (selector_from(None, &ctx)?, Vec::new()),
+        None => (selector_from(None), Vec::new()),
         Some(f) => {
             let fctx = format!("{ctx}: forwarder");
             // Targets are the forwarder's own nodes, or those of the top-level hop it names.
@@ -429,7 +427,7 @@ pub fn plan_service(cfg: &Config, s: &ServiceConfig) -> Result<ServicePlan, Stri
                 check_addr(&a, &format!("{fctx} node {name:?}: addr"))?;
                 t.push(sel_node(&name, &a, md, &format!("{fctx} node {name:?}: metadata"))?);
             }
-            (selector_from(f.selector.as_ref(), &fctx)?, t)
+            (selector_from(f.selector.as_ref()), t)
         }
     };
     if targets.is_empty() && !is_proxy_handler(&handler) {
