@@ -198,10 +198,11 @@ async fn serve_udp(ctx: &Arc<Ctx>, conn: Conn) -> String {
                 });
             }
             Some((peer, data)) = back_rx.recv() => {
+                // Counted before the send: once the peer holds it, it is counted.
+                ctx.counters.bytes_out.fetch_add(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
                 if let Err(e) = tx.send(&peer, &data).await {
                     break e.to_string();
                 }
-                ctx.counters.bytes_out.fetch_add(data.len() as u64, std::sync::atomic::Ordering::Relaxed);
             }
             r = in_rx.recv() => {
                 let (peer, payload) = match r {

@@ -402,23 +402,26 @@ async fn session(a: SessionArgs) {
                     let lim = reply_size.min(s.len());
                     match upstream.try_recv(&mut s[..lim]) {
                         // Straight back to the client from the scratch buffer; only a
-                        // send that would block copies the datagram out.
-                        Ok(n) => match sock.try_send_to(&s[..n], peer) {
-                            Ok(_) => Ok(Some((n, None))),
-                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Some((n, Some(s[..n].to_vec())))),
-                            Err(e) => {
-                                debug!(service = %plan.name, client = %peer, "udp reply: {e}");
-                                Ok(Some((n, None)))
+                        // send that would block copies the datagram out. Counted
+                        // first: once the client holds the reply, the rule shows it.
+                        Ok(n) => {
+                            meter.add_out(n as u64);
+                            match sock.try_send_to(&s[..n], peer) {
+                                Ok(_) => Ok(Some(None)),
+                                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Some(Some(s[..n].to_vec()))),
+                                Err(e) => {
+                                    debug!(service = %plan.name, client = %peer, "udp reply: {e}");
+                                    Ok(Some(None))
+                                }
                             }
-                        },
+                        }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
                         Err(e) => Err(e),
                     }
                 }) };
                 match res {
-                    Ok(Some((n, later))) => {
+                    Ok(Some(later)) => {
                         idle.store(false, Relaxed);
-                        meter.add_out(n as u64);
                         if let Some(data) = later {
                             if let Err(e) = sock.send_to(&data, peer).await {
                                 debug!(service = %plan.name, client = %peer, "udp reply: {e}");
