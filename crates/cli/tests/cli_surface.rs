@@ -364,8 +364,8 @@ fn unsupported_keys_warn_with_file_line_and_key() {
     );
 }
 
-/// A strategy GOST does not know runs as round-robin, as GOST runs it; Portway
-/// says so on stderr, naming it.
+/// A strategy Portway does not know runs as round-robin (GOST's fallback for a
+/// name it does not know) and Portway says so on stderr, naming it.
 #[test]
 fn unknown_strategy_on_the_command_line_runs_round_robin_with_a_warning() {
     let dir = config_dir();

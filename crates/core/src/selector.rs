@@ -30,23 +30,22 @@ impl Strategy {
             )),
         }
     }
-}
 
-impl Strategy {
-    /// What GOST runs for a strategy name: round-robin for one it does not know
-    /// (`config/parsing/selector/parse.go`), e.g. GOST master's `lowest`. The
-    /// loader warns about such a name; the service still starts, as in GOST.
+    /// What runs for a strategy name: round-robin for one Portway does not know,
+    /// as GOST does for a name it does not know (`config/parsing/selector/parse.go`)
+    /// — a typo, or GOST master's newer `lowest` and `parallel`. The loader warns
+    /// about such a name; the service still starts.
     pub fn gost(s: &str) -> Strategy {
         Strategy::parse(s).unwrap_or(Strategy::Round)
     }
 }
 
-/// The warning for a selector strategy GOST would run as round-robin without a
-/// word, or `None` for a name GOST knows.
+/// The warning for a selector strategy run as round-robin (GOST would say
+/// nothing), or `None` for a known name.
 pub fn unknown_strategy_warning(strategy: &str) -> Option<String> {
     Strategy::parse(strategy)
         .err()
-        .map(|e| format!("{e}; GOST runs round-robin for a name it does not know, and so does Portway"))
+        .map(|e| format!("{e}; Portway runs it as round-robin, as GOST does with a name it does not know"))
 }
 
 fn now_secs() -> i64 {

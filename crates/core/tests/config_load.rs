@@ -464,7 +464,9 @@ fn plan_refuses_a_shadowsocks_connector_naming_the_service() {
 
 #[test]
 fn an_unknown_strategy_runs_round_robin_as_in_gost_with_a_warning_naming_it() {
-    // GOST's parser runs round-robin for a name it does not know, without a word.
+    // GOST's parser runs round-robin for a name it does not know, without a word;
+    // Portway does the same for a name it does not know (here GOST master's newer
+    // `lowest`), and says so.
     let l = load("st.yaml", &TCP_FWD.replace("strategy: round", "strategy: lowest"));
     let w: Vec<String> = l.warnings.iter().map(|w| w.to_string()).collect();
     let line = TCP_FWD.lines().position(|x| x.contains("strategy: round")).map(|i| i + 1).unwrap();
