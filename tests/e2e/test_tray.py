@@ -196,6 +196,16 @@ def write_profile(config_dir, port, target):
         json.dump({"activeProfile": "tray"}, f)
 
 
+def start_minimised(config_dir):
+    """Settings of a user who starts Portway minimised into the tray."""
+    with open(os.path.join(config_dir, "settings.json"), "w") as f:
+        json.dump({"activeProfile": "tray", "desktop": {"startMinimized": True, "closeToTray": True}}, f)
+
+
+def visibility(d):
+    return d.execute_script("return document.visibilityState")
+
+
 def test_the_tray_in_a_real_panel(desk):
     try:
         run(desk)
@@ -295,21 +305,16 @@ def test_a_window_hidden_in_the_tray_comes_back_when_the_panel_goes(desk):
     s.close_app()
     backend = EchoBackend("tray-backend")
     write_profile(s.config_dir, free_port(), backend.addr)
-    with open(os.path.join(s.config_dir, "settings.json"), "w") as f:
-        json.dump({"activeProfile": "tray", "desktop": {"startMinimized": True, "closeToTray": True}}, f)
+    start_minimised(s.config_dir)
     start_panel(s)
     d = s.open()
     wait_for("the item registered", lambda: portway_item(s))
     # Started minimised into the tray: the page is not shown.
-    wait_for("the window hidden", lambda: d.execute_script("return document.visibilityState") == "hidden")
+    wait_for("the window hidden", lambda: visibility(d) == "hidden")
     # The panel goes: nothing else could bring the window back, so it comes back.
     stop_panel(s)
-    wait_for("the window shown again", lambda: d.execute_script("return document.visibilityState") == "visible")
+    wait_for("the window shown again", lambda: visibility(d) == "visible")
     backend.close()
-
-
-def visibility(d):
-    return d.execute_script("return document.visibilityState")
 
 
 def test_a_second_launch_with_show_brings_a_minimised_window_forward(desk):
@@ -325,8 +330,7 @@ def test_a_second_launch_with_show_brings_a_minimised_window_forward(desk):
     assert out.returncode == 0 and "--show" in out.stdout, out
     backend = EchoBackend("tray-backend")
     write_profile(s.config_dir, free_port(), backend.addr)
-    with open(os.path.join(s.config_dir, "settings.json"), "w") as f:
-        json.dump({"activeProfile": "tray", "desktop": {"startMinimized": True, "closeToTray": True}}, f)
+    start_minimised(s.config_dir)
     start_panel(s)
     d = s.open()
     wait_for("the item registered", lambda: portway_item(s))

@@ -55,15 +55,7 @@ pub async fn probe_config(config: &Config, service: &str, target: Option<&str>) 
 const PROBE_MAX_TARGETS: usize = 16;
 
 async fn probe_plan(service: &str, plan: Result<Arc<ServicePlan>, String>, target: Option<&str>) -> ProbeReport {
-    let report = |target: Option<&str>, ms: u64, hops: Vec<crate::chain::HopResult>, error: Option<String>| ProbeReport {
-        service: service.into(),
-        target: target.unwrap_or_default().into(),
-        ok: error.is_none(),
-        ms,
-        hops,
-        error,
-        targets: Vec::new(),
-    };
+    let report = |target: Option<&str>, ms, hops, error| ProbeReport::route(service, target.unwrap_or_default(), ms, hops, error);
     let plan = match plan {
         Ok(p) => p,
         Err(e) => return report(target, 0, Vec::new(), Some(e)),
@@ -122,7 +114,7 @@ async fn probe_targets(service: &str, plan: &Arc<ServicePlan>, network: crate::c
     // A proxy service has no targets of its own: probe its hops only.
     if targets.is_empty() {
         let (ms, hops, error) = timed_route(plan.chain.as_deref(), network, None, plan.dial_timeout).await;
-        return ProbeReport { service: service.into(), target: String::new(), ok: error.is_none(), ms, hops, error, targets: Vec::new() };
+        return ProbeReport::route(service, "", ms, hops, error);
     }
     let tried = targets.len().min(PROBE_MAX_TARGETS);
     let mut set = tokio::task::JoinSet::new();
@@ -144,11 +136,18 @@ async fn probe_targets(service: &str, plan: &Arc<ServicePlan>, network: crate::c
     }
     let main = results.iter().position(|r| r.3.is_some()).unwrap_or(0);
     let Some((t, ms, hops, error)) = results.into_iter().nth(main) else {
-        return ProbeReport { service: service.into(), target: String::new(), ok: false, ms: 0, hops: Vec::new(), error: Some("nothing to probe".into()), targets: per_target };
+        return ProbeReport { targets: per_target, ..ProbeReport::route(service, "", 0, Vec::new(), Some("nothing to probe".into())) };
     };
     // One target is the whole story; several are listed only when there are several.
     let targets = if per_target.len() > 1 { per_target } else { Vec::new() };
     ProbeReport { service: service.into(), target: t, ok: error.is_none() && targets.iter().all(|x| x.ok), ms, hops, error, targets }
+}
+
+impl ProbeReport {
+    /// One route's result, with no per-target list.
+    fn route(service: &str, target: &str, ms: u64, hops: Vec<crate::chain::HopResult>, error: Option<String>) -> ProbeReport {
+        ProbeReport { service: service.into(), target: target.into(), ok: error.is_none(), ms, hops, error, targets: Vec::new() }
+    }
 }
 
 /// One forwarding target as the probe found it.
