@@ -15,6 +15,7 @@ pub mod framed;
 pub mod handler;
 pub mod io;
 pub mod logging;
+pub mod mmsg;
 pub mod mux;
 pub mod rule;
 pub mod selector;

@@ -176,3 +176,60 @@ async fn without_keepalive_a_burst_of_requests_is_answered_in_full() {
     }
     assert!(e.connections().is_empty(), "sessions left open: {:?}", e.connections());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interleaved_bursts_from_many_clients_reach_their_own_sessions_and_are_counted() {
+    // Datagrams are read and sent a batch per system call, grouped per session:
+    // several clients sending at once must each get every answer, from the target
+    // their session picked, and the rule must count every byte both ways.
+    let b0 = udp_backend("127.0.0.1", "b0").await;
+    let b1 = udp_backend("127.0.0.1", "b1").await;
+    let e = engine();
+    e.apply(cfg(&udp_service(&[b0.addr, b1.addr], "keepAlive: true, ttl: 5s", ""))).await;
+    let a = listening(&e, "dns");
+    const CLIENTS: usize = 8;
+    const EACH: usize = 60; // 480 in all: many batches, each holding several clients
+    let mut clients = Vec::new();
+    for _ in 0..CLIENTS {
+        clients.push(UdpSocket::bind("127.0.0.1:0").await.expect("bind"));
+    }
+    // Rounds of 4 datagrams per client, sent one client after the other so that
+    // every batch the service reads mixes clients; 32 in flight at most, which
+    // loopback's socket buffers hold without dropping any.
+    const PER_ROUND: usize = 4;
+    let (mut sent_bytes, mut got_bytes) = (0u64, 0u64);
+    let mut backends: Vec<Option<String>> = vec![None; CLIENTS];
+    let mut buf = vec![0u8; 1500];
+    for round in 0..EACH / PER_ROUND {
+        for k in 0..PER_ROUND {
+            for (c, s) in clients.iter().enumerate() {
+                let q = format!("c{c}-q{:02}", round * PER_ROUND + k);
+                sent_bytes += q.len() as u64;
+                s.send_to(q.as_bytes(), a).await.expect("send");
+            }
+        }
+        for (c, s) in clients.iter().enumerate() {
+            let mut seen = std::collections::BTreeSet::new();
+            while seen.len() < PER_ROUND {
+                let (n, _) = tokio::time::timeout(T, s.recv_from(&mut buf)).await.unwrap_or_else(|_| panic!("client {c}, round {round}: {} of {PER_ROUND} answers", seen.len())).expect("recv");
+                got_bytes += n as u64;
+                let r = String::from_utf8_lossy(&buf[..n]).into_owned();
+                let (name, q) = r.split_once(':').expect("name:payload");
+                assert!(q.starts_with(&format!("c{c}-")), "client {c} got another client's answer: {r}");
+                assert_eq!(backends[c].get_or_insert(name.to_string()), name, "client {c}: one session, one target");
+                seen.insert(q.to_string());
+            }
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let st = e.stats_now();
+        if (st[0].bytes_in, st[0].bytes_out) == (sent_bytes, got_bytes) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "counted {} in / {} out, want {sent_bytes} / {got_bytes}", st[0].bytes_in, st[0].bytes_out);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(e.connections().len(), CLIENTS);
+    e.shutdown().await;
+}

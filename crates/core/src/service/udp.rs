@@ -14,7 +14,10 @@
 //!   a warning.
 
 use super::{bind_addrs, io_msg, v4_fallback, Ctx, Started};
+use crate::mmsg::{self, Batch};
 use crate::stats::{unix_millis, Meter};
+use std::os::fd::AsRawFd;
+use tokio::io::Interest;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io;
@@ -76,7 +79,9 @@ pub async fn start(ctx: Ctx) -> Result<Started, String> {
 }
 
 thread_local! {
-    static SCRATCH: RefCell<Vec<u8>> = RefCell::new(vec![0u8; 65536]);
+    /// Replies read from upstream sockets, a batch at a time; one per thread, as
+    /// it is used between two awaits only.
+    static REPLIES: RefCell<Batch> = RefCell::new(Batch::new(65535));
 }
 
 async fn run(sock: Arc<UdpSocket>, ctx: Arc<Ctx>) {
@@ -87,7 +92,9 @@ async fn run(sock: Arc<UdpSocket>, ctx: Arc<Ctx>) {
     let mut tick = tokio::time::interval(opts.ttl);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
-    let mut buf = vec![0u8; opts.read_buffer_size];
+    // Datagrams are read a batch per system call (see `mmsg`).
+    let mut batch = Batch::new(opts.read_buffer_size);
+    let mut out = Outgoing::default();
     let mut last_warn = 0u64;
     loop {
         tokio::select! {
@@ -123,9 +130,14 @@ async fn run(sock: Arc<UdpSocket>, ctx: Arc<Ctx>) {
                     }
                 });
             }
-            r = sock.recv_from(&mut buf) => {
-                let (n, peer) = match r {
-                    Ok(x) => x,
+            r = sock.readable() => {
+                if let Err(e) = r {
+                    debug!(service = %ctx.plan.name, "udp recv: {e}");
+                    continue;
+                }
+                let n = match sock.try_io(Interest::READABLE, || batch.recv(sock.as_raw_fd(), opts.read_buffer_size)) {
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                     Err(e) => {
                         // ICMP errors surface here on some kernels; they concern one
                         // peer, not the socket.
@@ -133,52 +145,117 @@ async fn run(sock: Arc<UdpSocket>, ctx: Arc<Ctx>) {
                         continue;
                     }
                 };
-                let peer = super::canon(peer);
-                if let Some(s) = sessions.get(&peer) {
-                    if !s.fast.closed.load(SeqCst) {
-                        if let Some((up, meter)) = s.fast.up.get() {
-                            // Count before sending: a session draining its replies stops
-                            // once it has as many as were sent, and must not see the reply
-                            // to this datagram before the datagram is counted.
+                out.groups.clear();
+                for i in 0..n {
+                    let Some(peer) = batch.peer(i) else { continue };
+                    let data = batch.datagram(i);
+                    let peer = super::canon(peer);
+                    if let Some(s) = sessions.get(&peer) {
+                        if !s.fast.closed.load(SeqCst) && s.fast.up.get().is_some() {
+                            // Counted now, right after the check and before the send: a
+                            // session draining its replies stops once it has as many as
+                            // were sent, and must not see this datagram's reply before
+                            // the datagram is counted.
                             s.fast.sent.fetch_add(1, SeqCst);
-                            if up.try_send(&buf[..n]).is_ok() {
-                                s.idle.store(false, Relaxed);
-                                meter.add_in(n as u64);
+                            s.idle.store(false, Relaxed);
+                            out.add(peer, s.id, &s.fast, i);
+                            continue;
+                        }
+                        match s.tx.try_send(data.to_vec()) {
+                            Ok(()) => continue,
+                            Err(mpsc::error::TrySendError::Full(_)) => {
+                                let now = unix_millis();
+                                if now - last_warn > 5000 {
+                                    last_warn = now;
+                                    warn!(service = %ctx.plan.name, client = %peer, "udp: recv queue is full ({} datagrams), dropping", opts.read_queue_size);
+                                }
                                 continue;
                             }
-                            s.fast.sent.fetch_sub(1, SeqCst);
-                            // WouldBlock or an error: the session task deals with it.
+                            // The session ended; start a new one below.
+                            Err(mpsc::error::TrySendError::Closed(_)) => { sessions.remove(&peer); }
                         }
                     }
-                    match s.tx.try_send(buf[..n].to_vec()) {
-                        Ok(()) => continue,
-                        Err(mpsc::error::TrySendError::Full(_)) => {
+                    if pending.load(Relaxed) >= opts.backlog {
+                        let now = unix_millis();
+                        if now - last_warn > 5000 {
+                            last_warn = now;
+                            warn!(service = %ctx.plan.name, client = %peer, "udp: backlog of {} new sessions is full, dropping", opts.backlog);
+                        }
+                        continue;
+                    }
+                    let sess = spawn_session(peer, data.to_vec(), &sock, &ctx, &pending, &done_tx);
+                    sessions.insert(peer, sess);
+                }
+                for g in out.groups.drain(..) {
+                    let Some((up, meter)) = g.fast.up.get() else { continue };
+                    let mut list: [&[u8]; mmsg::BATCH] = [&[]; mmsg::BATCH];
+                    for (d, &i) in list.iter_mut().zip(&g.idx[..g.n]) {
+                        *d = batch.datagram(i as usize);
+                    }
+                    let list = &list[..g.n];
+                    // An error here (WouldBlock, or ECONNREFUSED left by an earlier
+                    // ICMP) hands the datagrams to the session task, which waits for
+                    // the socket and reports errors.
+                    let sent = up.try_io(Interest::WRITABLE, || mmsg::send_many(up.as_raw_fd(), None, list)).unwrap_or(0);
+                    meter.add_in(list[..sent].iter().map(|d| d.len() as u64).sum());
+                    if sent < g.n {
+                        g.fast.sent.fetch_sub((g.n - sent) as u64, SeqCst);
+                        let mut lost = false;
+                        match sessions.get(&g.peer).filter(|s| s.id == g.id) {
+                            Some(s) => {
+                                for d in &list[sent..] {
+                                    lost |= s.tx.try_send(d.to_vec()).is_err();
+                                }
+                            }
+                            None => lost = true,
+                        }
+                        if lost {
                             let now = unix_millis();
                             if now - last_warn > 5000 {
                                 last_warn = now;
-                                warn!(service = %ctx.plan.name, client = %peer, "udp: recv queue is full ({} datagrams), dropping", opts.read_queue_size);
+                                warn!(service = %ctx.plan.name, client = %g.peer, "udp: recv queue is full ({} datagrams), dropping", opts.read_queue_size);
                             }
-                            continue;
                         }
-                        // The session ended; start a new one below.
-                        Err(mpsc::error::TrySendError::Closed(_)) => { sessions.remove(&peer); }
                     }
                 }
-                if pending.load(Relaxed) >= opts.backlog {
-                    let now = unix_millis();
-                    if now - last_warn > 5000 {
-                        last_warn = now;
-                        warn!(service = %ctx.plan.name, client = %peer, "udp: backlog of {} new sessions is full, dropping", opts.backlog);
-                    }
-                    continue;
-                }
-                let sess = spawn_session(peer, buf[..n].to_vec(), &sock, &ctx, &pending, &done_tx);
-                sessions.insert(peer, sess);
             }
         }
     }
     for (_, s) in sessions.drain() {
         s.cancel.cancel();
+    }
+}
+
+/// One batch's datagrams for sessions that send straight to their upstream,
+/// grouped per session so that each group leaves in one sendmmsg(2).
+#[derive(Default)]
+struct Outgoing {
+    groups: Vec<Group>,
+}
+
+struct Group {
+    peer: SocketAddr,
+    /// The session the datagrams were counted on; the map may hold a newer one
+    /// for the same client by the time the group is sent.
+    id: u64,
+    fast: Arc<Fast>,
+    /// Positions in the batch, in arrival order (a batch is at most 256 long).
+    idx: [u8; mmsg::BATCH],
+    n: usize,
+}
+
+const _: () = assert!(mmsg::BATCH <= 256);
+
+impl Outgoing {
+    fn add(&mut self, peer: SocketAddr, id: u64, fast: &Arc<Fast>, i: usize) {
+        if let Some(g) = self.groups.iter_mut().find(|g| g.id == id) {
+            g.idx[g.n] = i as u8;
+            g.n += 1;
+            return;
+        }
+        let mut idx = [0u8; mmsg::BATCH];
+        idx[0] = i as u8;
+        self.groups.push(Group { peer, id, fast: fast.clone(), idx, n: 1 });
     }
 }
 
@@ -369,11 +446,41 @@ async fn session(a: SessionArgs) {
             d = rx.recv(), if drain_until.is_none() => {
                 let Some(d) = d else { break };
                 idle.store(false, Relaxed);
-                fast.sent.fetch_add(1, Relaxed);
-                meter.add_in(d.len() as u64);
-                if let Err(e) = upstream.send(&d).await {
-                    // A refused port shows up as ECONNREFUSED on the next send/recv.
-                    debug!(service = %plan.name, client = %peer, target = %target.addr, "udp send: {e}");
+                // What queued up while the upstream was being dialled (with
+                // keepAlive=false, a good part of a busy client's datagrams) leaves
+                // in one sendmmsg; whatever the socket cannot take now, one by one.
+                let mut queued = vec![d];
+                while queued.len() < mmsg::BATCH {
+                    match rx.try_recv() {
+                        Ok(d) => queued.push(d),
+                        Err(_) => break,
+                    }
+                }
+                fast.sent.fetch_add(queued.len() as u64, Relaxed);
+                let mut list: [&[u8]; mmsg::BATCH] = [&[]; mmsg::BATCH];
+                for (r, d) in list.iter_mut().zip(&queued) {
+                    *r = d;
+                    meter.add_in(d.len() as u64);
+                }
+                let list = &list[..queued.len()];
+                let mut sent = 0;
+                // Each turn sends at least one datagram, skips one that failed, or
+                // waits for the socket to take more.
+                while sent < list.len() {
+                    if let Err(e) = upstream.writable().await {
+                        debug!(service = %plan.name, client = %peer, target = %target.addr, "udp send: {e}");
+                        break;
+                    }
+                    match upstream.try_io(Interest::WRITABLE, || mmsg::send_many(upstream.as_raw_fd(), None, &list[sent..])) {
+                        Ok(n) => sent += n,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                        Err(e) => {
+                            // A refused port shows up as ECONNREFUSED on the next
+                            // send/recv; the datagram it came back on is lost.
+                            debug!(service = %plan.name, client = %peer, target = %target.addr, "udp send: {e}");
+                            sent += 1;
+                        }
+                    }
                 }
             }
             // ERROR interest too: an ICMP "port unreachable" only shows as a socket
@@ -397,37 +504,43 @@ async fn session(a: SessionArgs) {
                     if !keep_alive {
                         fast.closed.store(true, SeqCst);
                     }
-                    SCRATCH.with(|s| {
-                    let mut s = s.borrow_mut();
-                    let lim = reply_size.min(s.len());
-                    match upstream.try_recv(&mut s[..lim]) {
-                        // Straight back to the client from the scratch buffer; only a
-                        // send that would block copies the datagram out. Counted
-                        // first: once the client holds the reply, the rule shows it.
-                        Ok(n) => {
-                            meter.add_out(n as u64);
-                            match sock.try_send_to(&s[..n], peer) {
-                                Ok(_) => Ok(Some(None)),
-                                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Some(Some(s[..n].to_vec()))),
-                                Err(e) => {
-                                    debug!(service = %plan.name, client = %peer, "udp reply: {e}");
-                                    Ok(Some(None))
-                                }
-                            }
+                    // Every reply queued on the upstream socket in one call, and
+                    // straight back to the client from the thread's batch in one more;
+                    // only what the client's socket cannot take now is copied out.
+                    // Counted first: once the client holds a reply, the rule shows it.
+                    REPLIES.with(|b| {
+                        let mut b = b.borrow_mut();
+                        let k = match upstream.try_io(Interest::READABLE, || b.recv(upstream.as_raw_fd(), reply_size)) {
+                            Ok(k) => k,
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+                            Err(e) => return Err(e),
+                        };
+                        let mut replies: [&[u8]; mmsg::BATCH] = [&[]; mmsg::BATCH];
+                        for (i, r) in replies.iter_mut().enumerate().take(k) {
+                            *r = b.datagram(i);
+                            meter.add_out(r.len() as u64);
                         }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
-                        Err(e) => Err(e),
-                    }
-                }) };
+                        let replies = &replies[..k];
+                        let later = match sock.try_io(Interest::WRITABLE, || mmsg::send_many(sock.as_raw_fd(), Some(peer), replies)) {
+                            Ok(m) => replies[m..].iter().map(|r| r.to_vec()).collect(),
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => replies.iter().map(|r| r.to_vec()).collect(),
+                            Err(e) => {
+                                debug!(service = %plan.name, client = %peer, "udp reply: {e}");
+                                Vec::new()
+                            }
+                        };
+                        Ok(Some((k as u64, later)))
+                    })
+                };
                 match res {
-                    Ok(Some(later)) => {
+                    Ok(Some((k, later))) => {
                         idle.store(false, Relaxed);
-                        if let Some(data) = later {
+                        for data in later {
                             if let Err(e) = sock.send_to(&data, peer).await {
                                 debug!(service = %plan.name, client = %peer, "udp reply: {e}");
                             }
                         }
-                        got += 1;
+                        got += k;
                         if !keep_alive && drain_until.is_none() {
                             fast.closed.store(true, SeqCst);
                             rx.close();
