@@ -6,7 +6,9 @@
 
 use crate::conn::{Conn, Pre};
 use crate::stats::Meter;
+use std::future::Future;
 use std::io;
+use std::pin::Pin;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
@@ -39,9 +41,22 @@ fn shutdown_write(s: &TcpStream) {
     }
 }
 
+/// Waits until `s` has something to read. `TcpStream::readable` parks a waiter
+/// node (160 bytes) in the awaiting future, and so in every connection's task;
+/// this uses the socket's own reader waker slot instead, which is enough as one
+/// future reads each socket here.
+fn read_ready(s: &TcpStream) -> impl Future<Output = io::Result<()>> + '_ {
+    std::future::poll_fn(move |cx| s.poll_read_ready(cx))
+}
+
+/// `read_ready` for writing: one future writes each socket here.
+fn write_ready(s: &TcpStream) -> impl Future<Output = io::Result<()>> + '_ {
+    std::future::poll_fn(move |cx| s.poll_write_ready(cx))
+}
+
 async fn write_all(dst: &TcpStream, mut data: &[u8]) -> io::Result<()> {
     while !data.is_empty() {
-        dst.writable().await?;
+        write_ready(dst).await?;
         match dst.try_write(data) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => data = &data[n..],
@@ -104,7 +119,7 @@ async fn splice_loop(src: &TcpStream, dst: &TcpStream, pipe: &mut Pipe, meter: &
     loop {
         // Fill the pipe from the source.
         let n = loop {
-            src.readable().await?;
+            read_ready(src).await?;
             match src.try_io(tokio::io::Interest::READABLE, || splice(src.as_raw_fd(), pipe.w, pipe.cap)) {
                 Ok(n) => break n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
@@ -123,7 +138,7 @@ async fn splice_loop(src: &TcpStream, dst: &TcpStream, pipe: &mut Pipe, meter: &
         last.store(crate::stats::unix_millis(), Relaxed);
         // Drain it into the destination.
         while pipe.pending > 0 {
-            dst.writable().await?;
+            write_ready(dst).await?;
             match dst.try_io(tokio::io::Interest::WRITABLE, || splice(pipe.r, dst.as_raw_fd(), pipe.pending)) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(m) => pipe.pending -= m,
@@ -198,7 +213,7 @@ fn read_and_write(src: &TcpStream, dst: &TcpStream) -> io::Result<Step> {
 
 async fn copy_one_way(src: &TcpStream, dst: &TcpStream, meter: &Meter, dir: Dir, last: &AtomicU64, ended: &std::sync::atomic::AtomicU8) -> io::Result<()> {
     loop {
-        src.readable().await?;
+        read_ready(src).await?;
         let n = match read_and_write(src, dst)? {
             Step::Eof => {
                 eof(dst, ended);
@@ -221,7 +236,9 @@ async fn copy_one_way(src: &TcpStream, dst: &TcpStream, meter: &Meter, dir: Dir,
             // splice(2). Short request/response exchanges never pay for the pipe's
             // two descriptors.
             if let Ok(mut pipe) = Pipe::new() {
-                return splice_loop(src, dst, &mut pipe, meter, dir, last, ended).await;
+                // Boxed: only bulk directions get here, and the splice loop's state
+                // would otherwise sit in every connection's task.
+                return Box::pin(splice_loop(src, dst, &mut pipe, meter, dir, last, ended)).await;
             }
         }
     }
@@ -234,7 +251,8 @@ pub async fn pipe(client: &TcpStream, target: &TcpStream, meter: &Meter, idle: D
     let ended = std::sync::atomic::AtomicU8::new(0);
     let up = copy_one_way(client, target, meter, Dir::In, &last, &ended);
     let down = copy_one_way(target, client, meter, Dir::Out, &last, &ended);
-    with_idle(both_ways(up, down), &last, idle).await
+    tokio::pin!(up, down);
+    both_ways(up, down, &last, idle).await
 }
 
 /// `pipe` for any two streams: plain TCP on both sides keeps the splice path;
@@ -247,36 +265,40 @@ pub async fn pipe_conn(client: Conn, target: Conn, meter: &Meter, idle: Duration
         (a, b) => Err((a.map(|(s, pre)| rewrap(s, pre)).unwrap_or_else(|c| c), b.map(|(s, pre)| rewrap(s, pre)).unwrap_or_else(|c| c))),
     };
     match tcp {
-        Ok(((a, a_pre), (b, b_pre))) => {
-            let last = AtomicU64::new(crate::stats::unix_millis());
-            let ended = std::sync::atomic::AtomicU8::new(0);
-            let up = async {
-                pre_step(&a, &b, a_pre, meter, Dir::In).await?;
-                copy_one_way(&a, &b, meter, Dir::In, &last, &ended).await
-            };
-            let down = async {
-                pre_step(&b, &a, b_pre, meter, Dir::Out).await?;
-                copy_one_way(&b, &a, meter, Dir::Out, &last, &ended).await
-            };
-            with_idle(both_ways(up, down), &last, idle).await
-        }
+        // The usual case: nothing to pass on first.
+        Ok(((a, Pre::None), (b, Pre::None))) => pipe(&a, &b, meter, idle).await,
+        // Boxed, as it is rare: its state would otherwise sit in every task.
+        Ok(((a, a_pre), (b, b_pre))) => Box::pin(pipe_after_pre(a, a_pre, b, b_pre, meter, idle)).await,
         // Boxed so that plain TCP forwarding's tasks stay small.
         Err((a, b)) => Box::pin(copy_conns(a, b, meter, idle)).await,
     }
 }
 
+/// `pipe` once what came before the payload on either socket is dealt with.
+async fn pipe_after_pre(a: TcpStream, a_pre: Pre, b: TcpStream, b_pre: Pre, meter: &Meter, idle: Duration) -> io::Result<()> {
+    let last = AtomicU64::new(crate::stats::unix_millis());
+    let ended = std::sync::atomic::AtomicU8::new(0);
+    let up = async {
+        pre_step(&a, &b, a_pre, meter, Dir::In).await?;
+        copy_one_way(&a, &b, meter, Dir::In, &last, &ended).await
+    };
+    let down = async {
+        pre_step(&b, &a, b_pre, meter, Dir::Out).await?;
+        copy_one_way(&b, &a, meter, Dir::Out, &last, &ended).await
+    };
+    tokio::pin!(up, down);
+    both_ways(up, down, &last, idle).await
+}
+
 /// The buffered path of `pipe_conn`, for wrapped streams.
 async fn copy_conns(a: Conn, b: Conn, meter: &Meter, idle: Duration) -> io::Result<()> {
-    {
-        {
-            let last = AtomicU64::new(crate::stats::unix_millis());
-            let (ar, aw) = tokio::io::split(a);
-            let (br, bw) = tokio::io::split(b);
-            let up = copy_stream(ar, bw, meter, Dir::In, &last);
-            let down = copy_stream(br, aw, meter, Dir::Out, &last);
-            with_idle(both_ways(up, down), &last, idle).await
-        }
-    }
+    let last = AtomicU64::new(crate::stats::unix_millis());
+    let (ar, aw) = tokio::io::split(a);
+    let (br, bw) = tokio::io::split(b);
+    let up = copy_stream(ar, bw, meter, Dir::In, &last);
+    let down = copy_stream(br, aw, meter, Dir::Out, &last);
+    tokio::pin!(up, down);
+    both_ways(up, down, &last, idle).await
 }
 
 fn rewrap(s: TcpStream, pre: Pre) -> Conn {
@@ -306,7 +328,7 @@ async fn pre_step(src: &TcpStream, dst: &TcpStream, pre: Pre, meter: &Meter, dir
                 if need == 0 {
                     return p.finish().map_err(io::Error::from);
                 }
-                src.readable().await?;
+                read_ready(src).await?;
                 let mut tmp = [0u8; 512];
                 match src.try_read(&mut tmp[..need.min(512)]) {
                     Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("relay: {} closed without an answer", p.server))),
@@ -357,36 +379,36 @@ where
 
 /// Finishes when both directions end; stops at the first error (a reset on one
 /// side must close the other, or the peer waits forever).
-async fn both_ways(up: impl std::future::Future<Output = io::Result<()>>, down: impl std::future::Future<Output = io::Result<()>>) -> io::Result<()> {
-    tokio::pin!(up);
-    tokio::pin!(down);
+/// Drives both directions until both are done or one fails, or until `idle`
+/// passes with no bytes either way (`idle` zero = never).
+///
+/// The directions come pinned by the caller. An async fn keeps its by-value
+/// arguments in its state and, to pin them, moves them into a second slot; with
+/// two copy loops passed by value, every connection's task carried each loop twice.
+async fn both_ways<A, B>(mut up: Pin<&mut A>, mut down: Pin<&mut B>, last: &AtomicU64, idle: Duration) -> io::Result<()>
+where
+    A: Future<Output = io::Result<()>>,
+    B: Future<Output = io::Result<()>>,
+{
     let (mut up_done, mut down_done) = (false, false);
+    // Boxed, and only with an idle limit: a timer is the size of a copy loop.
+    let mut wait = (!idle.is_zero()).then(|| Box::pin(tokio::time::sleep(idle)));
     while !(up_done && down_done) {
         tokio::select! {
             r = &mut up, if !up_done => { r?; up_done = true; }
             r = &mut down, if !down_done => { r?; down_done = true; }
-        }
-    }
-    Ok(())
-}
-
-async fn with_idle(both: impl std::future::Future<Output = io::Result<()>>, last: &AtomicU64, idle: Duration) -> io::Result<()> {
-    if idle.is_zero() {
-        return both.await;
-    }
-    tokio::pin!(both);
-    loop {
-        let wait = tokio::time::sleep(idle);
-        tokio::select! {
-            r = &mut both => return r,
-            _ = wait => {
+            _ = async { if let Some(w) = wait.as_mut() { w.await } }, if wait.is_some() => {
                 let since = crate::stats::unix_millis().saturating_sub(last.load(Relaxed));
                 if since >= idle.as_millis() as u64 {
-                    return Err(io::Error::new(io::ErrorKind::TimedOut, format!("idle for {}s", idle.as_secs())));
+                    return Err(io::Error::new(io::ErrorKind::TimedOut, format!("idle for {idle:?}")));
+                }
+                if let Some(w) = wait.as_mut() {
+                    w.as_mut().reset(tokio::time::Instant::now() + idle);
                 }
             }
         }
     }
+    Ok(())
 }
 
 /// Counts what passes through a stream a handler drives itself (plain HTTP

@@ -367,3 +367,30 @@ async fn resetting_target_closes_the_client_and_is_logged() {
     assert_eq!(tcp_hello(listening(&e, "ok")).await.expect("other service").0, "good");
     rst.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_timeout_closes_a_quiet_connection_but_not_a_trickling_one() {
+    let b = tcp_backend("127.0.0.1", "b0").await;
+    let e = engine();
+    let y = one_service("127.0.0.1:0", &[b.addr], "").replace("handler: {type: tcp}", "handler: {type: tcp, metadata: {idleTimeout: 400ms}}");
+    e.apply(cfg(&y)).await;
+    let a = listening(&e, "fwd");
+    let mut rx = e.subscribe();
+    let (_, mut s) = tcp_hello(a).await.expect("through the tunnel");
+    // A byte each way every 150 ms for three idle periods: never idle long enough.
+    for _ in 0..8 {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        echo(&mut s, b"x").await.expect("still open while bytes flow");
+    }
+    assert_eq!(e.connections().len(), 1);
+    // Then quiet: the forwarder closes it after one to two idle periods.
+    let quiet = std::time::Instant::now();
+    let mut b1 = [0u8; 1];
+    let n = tokio::time::timeout(T, s.read(&mut b1)).await.expect("closed by the idle timeout");
+    assert!(matches!(n, Ok(0) | Err(_)), "{n:?}");
+    // The last byte passed the forwarder just before `quiet` started.
+    assert!(quiet.elapsed() >= Duration::from_millis(390), "closed after {:?}", quiet.elapsed());
+    let ev = wait_event(&mut rx, |e| matches!(e, Event::ConnClosed { .. })).await;
+    let Event::ConnClosed { error, .. } = ev else { unreachable!() };
+    assert_eq!(error.as_deref(), Some("idle for 400ms"));
+}
