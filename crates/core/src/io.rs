@@ -377,10 +377,9 @@ where
     }
 }
 
-/// Finishes when both directions end; stops at the first error (a reset on one
-/// side must close the other, or the peer waits forever).
-/// Drives both directions until both are done or one fails, or until `idle`
-/// passes with no bytes either way (`idle` zero = never).
+/// Drives both directions until both end, or until `idle` passes with no bytes
+/// either way (`idle` zero = never). Stops at the first error: a reset on one
+/// side must close the other, or the peer waits forever.
 ///
 /// The directions come pinned by the caller. An async fn keeps its by-value
 /// arguments in its state and, to pin them, moves them into a second slot; with

@@ -213,7 +213,7 @@ async fn run(sock: Arc<UdpSocket>, ctx: Arc<Ctx>) {
                             let now = unix_millis();
                             if now - last_warn > 5000 {
                                 last_warn = now;
-                                warn!(service = %ctx.plan.name, client = %g.peer, "udp: recv queue is full ({} datagrams), dropping", opts.read_queue_size);
+                                warn!(service = %ctx.plan.name, client = %g.peer, "udp: session queue is full ({} datagrams) or the session ended, dropping", opts.read_queue_size);
                             }
                         }
                     }
