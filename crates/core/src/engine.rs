@@ -140,7 +140,8 @@ async fn probe_targets(service: &str, plan: &Arc<ServicePlan>, network: crate::c
     };
     // One target is the whole story; several are listed only when there are several.
     let targets = if per_target.len() > 1 { per_target } else { Vec::new() };
-    ProbeReport { service: service.into(), target: t, ok: error.is_none() && targets.iter().all(|x| x.ok), ms, hops, error, targets }
+    let ok = error.is_none() && targets.iter().all(|x| x.ok);
+    ProbeReport { ok, targets, ..ProbeReport::route(service, &t, ms, hops, error) }
 }
 
 impl ProbeReport {

@@ -92,44 +92,36 @@ impl Batch {
     }
 }
 
-/// Sends `datagrams` in order with one sendmmsg(2), to `to`, or to the peer the
-/// socket is connected to when `to` is `None`. Returns how many left; fewer than
-/// all when the socket buffer filled up. `WouldBlock` when none could go.
+/// Sends up to `BATCH` of `datagrams`, in order, with one sendmmsg(2), to `to`, or
+/// to the peer the socket is connected to when `to` is `None`. Returns how many
+/// left; fewer than offered when the socket buffer filled up. `WouldBlock` when
+/// none could go.
 pub fn send_many(fd: RawFd, to: Option<SocketAddr>, datagrams: &[&[u8]]) -> io::Result<usize> {
-    let mut sent = 0;
-    while sent < datagrams.len() {
-        let chunk = &datagrams[sent..datagrams.len().min(sent + BATCH)];
-        let (mut name, namelen) = match to {
-            Some(a) => to_storage(a),
-            // SAFETY: all-zero sockaddr_storage is valid; it is not passed (namelen 0).
-            None => (unsafe { zeroed() }, 0),
-        };
-        // SAFETY: as in `Batch::recv`; the buffers are only read by the kernel.
-        let mut iov: [libc::iovec; BATCH] = unsafe { zeroed() };
-        let mut hdr: [libc::mmsghdr; BATCH] = unsafe { zeroed() };
-        for (i, d) in chunk.iter().enumerate() {
-            iov[i].iov_base = d.as_ptr() as *mut libc::c_void;
-            iov[i].iov_len = d.len();
-            hdr[i].msg_hdr.msg_iov = &mut iov[i];
-            hdr[i].msg_hdr.msg_iovlen = 1;
-            if namelen > 0 {
-                hdr[i].msg_hdr.msg_name = (&mut name as *mut libc::sockaddr_storage).cast();
-                hdr[i].msg_hdr.msg_namelen = namelen;
-            }
-        }
-        // SAFETY: `chunk.len()` initialised headers pointing at live buffers.
-        let r = unsafe { libc::sendmmsg(fd, hdr.as_mut_ptr(), chunk.len() as libc::c_uint, libc::MSG_DONTWAIT) };
-        if r < 0 {
-            // What already left counts; the error shows again on the next call.
-            let e = io::Error::last_os_error();
-            return if sent > 0 { Ok(sent) } else { Err(e) };
-        }
-        sent += r as usize;
-        if (r as usize) < chunk.len() {
-            break;
+    let datagrams = &datagrams[..datagrams.len().min(BATCH)];
+    let (mut name, namelen) = match to {
+        Some(a) => to_storage(a),
+        // SAFETY: all-zero sockaddr_storage is valid; it is not passed (namelen 0).
+        None => (unsafe { zeroed() }, 0),
+    };
+    // SAFETY: as in `Batch::recv`; the buffers are only read by the kernel.
+    let mut iov: [libc::iovec; BATCH] = unsafe { zeroed() };
+    let mut hdr: [libc::mmsghdr; BATCH] = unsafe { zeroed() };
+    for (i, d) in datagrams.iter().enumerate() {
+        iov[i].iov_base = d.as_ptr() as *mut libc::c_void;
+        iov[i].iov_len = d.len();
+        hdr[i].msg_hdr.msg_iov = &mut iov[i];
+        hdr[i].msg_hdr.msg_iovlen = 1;
+        if namelen > 0 {
+            hdr[i].msg_hdr.msg_name = (&mut name as *mut libc::sockaddr_storage).cast();
+            hdr[i].msg_hdr.msg_namelen = namelen;
         }
     }
-    Ok(sent)
+    // SAFETY: `datagrams.len()` initialised headers pointing at live buffers.
+    let r = unsafe { libc::sendmmsg(fd, hdr.as_mut_ptr(), datagrams.len() as libc::c_uint, libc::MSG_DONTWAIT) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(r as usize)
 }
 
 fn from_storage(s: &libc::sockaddr_storage) -> Option<SocketAddr> {

@@ -251,25 +251,21 @@ fn go_duration(v: &str) -> Duration {
 /// strategies GOST does not know (run as round-robin). A YAML profile gets the
 /// same warnings from the loader, with lines.
 pub fn cmd_warnings(cfg: &Config) -> Vec<crate::config::Warning> {
-    let mut sels: Vec<(String, &SelectorConfig)> = Vec::new();
-    for (i, s) in cfg.services.iter().enumerate() {
-        if let Some(sel) = s.forwarder.as_ref().and_then(|f| f.selector.as_ref()) {
-            sels.push((format!("services[{i}].forwarder.selector"), sel));
+    let mut out = Vec::new();
+    let mut check = |path: String, sel: Option<&SelectorConfig>| {
+        if let Some(message) = sel.and_then(|s| crate::selector::unknown_strategy_warning(&s.strategy)) {
+            out.push(crate::config::Warning { path: format!("{path}.strategy"), line: 0, message });
         }
+    };
+    for (i, s) in cfg.services.iter().enumerate() {
+        check(format!("services[{i}].forwarder.selector"), s.forwarder.as_ref().and_then(|f| f.selector.as_ref()));
     }
     for (i, c) in cfg.chains.iter().enumerate() {
         for (j, h) in c.hops.iter().enumerate() {
-            if let Some(sel) = &h.selector {
-                sels.push((format!("chains[{i}].hops[{j}].selector"), sel));
-            }
+            check(format!("chains[{i}].hops[{j}].selector"), h.selector.as_ref());
         }
     }
-    sels.into_iter()
-        .filter_map(|(path, sel)| {
-            let message = crate::selector::unknown_strategy_warning(&sel.strategy)?;
-            Some(crate::config::Warning { path: format!("{path}.strategy"), line: 0, message })
-        })
-        .collect()
+    out
 }
 
 /// GOST's `parseSelector`: only when a selector key is present; CLI defaults

@@ -115,6 +115,17 @@ pub struct Started {
     pub tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
+/// Whether a warning repeated on a busy path may be logged now: at most once per
+/// 5 s per `last` (Unix milliseconds of the last one logged).
+pub(crate) fn warn_due(last: &mut u64) -> bool {
+    let now = unix_millis();
+    if now.saturating_sub(*last) > 5000 {
+        *last = now;
+        return true;
+    }
+    false
+}
+
 /// An IPv4 client seen through a dual-stack socket, as Go shows it (`127.0.0.1:5000`,
 /// not `[::ffff:127.0.0.1]:5000`): sessions, hashes and logs use this form.
 pub fn canon(a: SocketAddr) -> SocketAddr {

@@ -6,7 +6,7 @@
 use super::{bind_addrs, io_msg, v4_fallback, Ctx, Started};
 use crate::chain::{self, Conn};
 
-use crate::stats::{unix_millis, Event};
+use crate::stats::Event;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
@@ -91,9 +91,7 @@ async fn accept_loop(l: TcpListener, ctx: Arc<Ctx>) {
                 // Out of descriptors: back off (5 ms doubling to 1 s) instead of
                 // spinning, and keep going; connections wait in the kernel backlog.
                 backoff = if backoff.is_zero() { Duration::from_millis(5) } else { (backoff * 2).min(Duration::from_secs(1)) };
-                let now = unix_millis();
-                if now - last_warn > 5000 {
-                    last_warn = now;
+                if super::warn_due(&mut last_warn) {
                     warn!(service = %ctx.plan.name, "accept: {} — backing off {:?} (raise `ulimit -n`)", io_msg(&e), backoff);
                 }
                 ctx.counters.fail(format!("accept: {}", io_msg(&e)));

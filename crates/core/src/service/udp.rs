@@ -15,7 +15,7 @@
 
 use super::{bind_addrs, io_msg, v4_fallback, Ctx, Started};
 use crate::mmsg::{self, Batch};
-use crate::stats::{unix_millis, Meter};
+use crate::stats::Meter;
 use std::os::fd::AsRawFd;
 use tokio::io::Interest;
 use std::cell::RefCell;
@@ -145,7 +145,6 @@ async fn run(sock: Arc<UdpSocket>, ctx: Arc<Ctx>) {
                         continue;
                     }
                 };
-                out.groups.clear();
                 for i in 0..n {
                     let Some(peer) = batch.peer(i) else { continue };
                     let data = batch.datagram(i);
@@ -164,9 +163,7 @@ async fn run(sock: Arc<UdpSocket>, ctx: Arc<Ctx>) {
                         match s.tx.try_send(data.to_vec()) {
                             Ok(()) => continue,
                             Err(mpsc::error::TrySendError::Full(_)) => {
-                                let now = unix_millis();
-                                if now - last_warn > 5000 {
-                                    last_warn = now;
+                                if super::warn_due(&mut last_warn) {
                                     warn!(service = %ctx.plan.name, client = %peer, "udp: recv queue is full ({} datagrams), dropping", opts.read_queue_size);
                                 }
                                 continue;
@@ -176,9 +173,7 @@ async fn run(sock: Arc<UdpSocket>, ctx: Arc<Ctx>) {
                         }
                     }
                     if pending.load(Relaxed) >= opts.backlog {
-                        let now = unix_millis();
-                        if now - last_warn > 5000 {
-                            last_warn = now;
+                        if super::warn_due(&mut last_warn) {
                             warn!(service = %ctx.plan.name, client = %peer, "udp: backlog of {} new sessions is full, dropping", opts.backlog);
                         }
                         continue;
@@ -186,36 +181,9 @@ async fn run(sock: Arc<UdpSocket>, ctx: Arc<Ctx>) {
                     let sess = spawn_session(peer, data.to_vec(), &sock, &ctx, &pending, &done_tx);
                     sessions.insert(peer, sess);
                 }
-                for g in out.groups.drain(..) {
-                    let Some((up, meter)) = g.fast.up.get() else { continue };
-                    let mut list: [&[u8]; mmsg::BATCH] = [&[]; mmsg::BATCH];
-                    for (d, &i) in list.iter_mut().zip(&g.idx[..g.n]) {
-                        *d = batch.datagram(i as usize);
-                    }
-                    let list = &list[..g.n];
-                    // An error here (WouldBlock, or ECONNREFUSED left by an earlier
-                    // ICMP) hands the datagrams to the session task, which waits for
-                    // the socket and reports errors.
-                    let sent = up.try_io(Interest::WRITABLE, || mmsg::send_many(up.as_raw_fd(), None, list)).unwrap_or(0);
-                    meter.add_in(list[..sent].iter().map(|d| d.len() as u64).sum());
-                    if sent < g.n {
-                        g.fast.sent.fetch_sub((g.n - sent) as u64, SeqCst);
-                        let mut lost = false;
-                        match sessions.get(&g.peer).filter(|s| s.id == g.id) {
-                            Some(s) => {
-                                for d in &list[sent..] {
-                                    lost |= s.tx.try_send(d.to_vec()).is_err();
-                                }
-                            }
-                            None => lost = true,
-                        }
-                        if lost {
-                            let now = unix_millis();
-                            if now - last_warn > 5000 {
-                                last_warn = now;
-                                warn!(service = %ctx.plan.name, client = %g.peer, "udp: session queue is full ({} datagrams) or the session ended, dropping", opts.read_queue_size);
-                            }
-                        }
+                if let Some(peer) = out.send(&batch, &sessions) {
+                    if super::warn_due(&mut last_warn) {
+                        warn!(service = %ctx.plan.name, client = %peer, "udp: session queue is full ({} datagrams) or the session ended, dropping", opts.read_queue_size);
                     }
                 }
             }
@@ -256,6 +224,38 @@ impl Outgoing {
         let mut idx = [0u8; mmsg::BATCH];
         idx[0] = i as u8;
         self.groups.push(Group { peer, id, fast: fast.clone(), idx, n: 1 });
+    }
+
+    /// Sends each group with one sendmmsg(2) and empties the list. What an
+    /// upstream socket cannot take now (WouldBlock, or ECONNREFUSED left by an
+    /// earlier ICMP) goes to its session task, which waits for the socket and
+    /// reports errors. Returns a client whose datagrams were dropped, if any: its
+    /// session's queue was full or the session had ended.
+    fn send(&mut self, batch: &Batch, sessions: &HashMap<SocketAddr, Session>) -> Option<SocketAddr> {
+        let mut dropped = None;
+        for g in self.groups.drain(..) {
+            let Some((up, meter)) = g.fast.up.get() else { continue };
+            let mut list: [&[u8]; mmsg::BATCH] = [&[]; mmsg::BATCH];
+            for (d, &i) in list.iter_mut().zip(&g.idx[..g.n]) {
+                *d = batch.datagram(i as usize);
+            }
+            let list = &list[..g.n];
+            let sent = up.try_io(Interest::WRITABLE, || mmsg::send_many(up.as_raw_fd(), None, list)).unwrap_or(0);
+            meter.add_in(list[..sent].iter().map(|d| d.len() as u64).sum());
+            if sent == g.n {
+                continue;
+            }
+            g.fast.sent.fetch_sub((g.n - sent) as u64, SeqCst);
+            let queued = match sessions.get(&g.peer).filter(|s| s.id == g.id) {
+                // Each is offered, even after one is refused.
+                Some(s) => list[sent..].iter().filter(|d| s.tx.try_send(d.to_vec()).is_err()).count() == 0,
+                None => false,
+            };
+            if !queued {
+                dropped = Some(g.peer);
+            }
+        }
+        dropped
     }
 }
 
