@@ -427,6 +427,7 @@ impl Engine {
         };
         let cancel = self.inner.shutdown.child_token();
         let ctx = Ctx {
+            name: plan.name.as_str().into(),
             plan: plan.clone(),
             counters,
             conns: self.inner.conns.clone(),

@@ -8,7 +8,7 @@ pub mod tcp;
 pub mod udp;
 
 use crate::config::validate::ServicePlan;
-use crate::stats::{unix_millis, ConnCounters, ConnInfo, ConnRegistry, Event, Meter, ServiceCounters};
+use crate::stats::{unix_millis, ConnCounters, ConnEntry, ConnRegistry, Event, Meter, ServiceCounters};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -18,6 +18,8 @@ use tokio_util::sync::CancellationToken;
 /// What a running service shares with the engine.
 pub struct Ctx {
     pub plan: Arc<ServicePlan>,
+    /// `plan.name`, shared by every connection the service lists.
+    pub name: Arc<str>,
     pub counters: Arc<ServiceCounters>,
     pub conns: Arc<ConnRegistry>,
     pub events: broadcast::Sender<Event>,
@@ -79,21 +81,22 @@ pub fn io_msg(e: &io::Error) -> String {
 impl Ctx {
     /// Lists a connection or UDP session under `id` (closed through `cancel`),
     /// tells subscribers, and returns the meter its bytes go to.
-    pub fn open_conn(&self, id: u64, cancel: &CancellationToken, network: &str, client: &str, target: &str, node: &str) -> Meter {
+    pub fn open_conn(&self, id: u64, cancel: &CancellationToken, network: &'static str, client: &str, target: &str, node: &str) -> Meter {
         let counters = Arc::new(ConnCounters::default());
-        let info = ConnInfo {
-            id,
-            service: self.plan.name.clone(),
-            network: network.into(),
+        let entry = ConnEntry {
+            service: self.name.clone(),
+            network,
             client: client.into(),
             target: target.into(),
             node: node.into(),
             since: unix_millis(),
-            bytes_in: 0,
-            bytes_out: 0,
+            counters: counters.clone(),
+            cancel: cancel.clone(),
         };
-        let opened = (self.events.receiver_count() > 0).then(|| info.clone());
-        self.conns.insert(info, counters.clone(), cancel.clone());
+        // The event's copy is made only when someone listens (the app does; the
+        // headless engine usually not).
+        let opened = (self.events.receiver_count() > 0).then(|| entry.info(id));
+        self.conns.insert(id, entry);
         if let Some(conn) = opened {
             let _ = self.events.send(Event::ConnOpened { conn });
         }

@@ -63,7 +63,7 @@ pub async fn socks5(client: Conn, peer: SocketAddr, ctx: Arc<Ctx>) {
             if let Err(e) = socks5::reply(&mut client, rep::SUCCEEDED, bound.as_ref()).await {
                 return handshake_failed(&ctx, peer, "socks5", &e);
             }
-            relay(&ctx, client, up, &peer.to_string(), &target, "", &route).await;
+            relay(&ctx, client, up, &peer.to_string(), &target, "", route).await;
         }
         cmd::UDP_TUN if req.addr.port == 0 => udp_tun(client, peer, ctx).await,
         // GOST's remote forwarding end: the client's rtcp/rudp listener lives here.
@@ -78,7 +78,7 @@ pub async fn socks5(client: Conn, peer: SocketAddr, ctx: Arc<Ctx>) {
                 Ok(b) => {
                     let target = b.peer_addr.to_string();
                     let route = crate::chain::Route::default();
-                    relay(&ctx, Conn::boxed(b.control), Conn::Tcp(b.peer), &peer.to_string(), &target, "bind", &route).await;
+                    relay(&ctx, Conn::boxed(b.control), Conn::Tcp(b.peer), &peer.to_string(), &target, "bind", route).await;
                 }
                 Err(e) => bind_failed(&ctx, peer, "socks5", &e),
             }
@@ -127,7 +127,7 @@ pub async fn http(mut client: Conn, peer: SocketAddr, ctx: Arc<Ctx>) {
                 return handshake_failed(&ctx, peer, "http", &e);
             }
             let client = Conn::prefixed(t.leftover, client);
-            relay(&ctx, client, up, &peer.to_string(), &t.target, "", &route).await;
+            relay(&ctx, client, up, &peer.to_string(), &t.target, "", route).await;
         }
         http::Request::Udp(t) => {
             if let Err(e) = http::reply_udp_ok(&mut client, &opts).await {
@@ -284,7 +284,7 @@ async fn bind_udp_like(peer: SocketAddr) -> std::io::Result<tokio::net::UdpSocke
 }
 
 /// Lists a connection that does not go through [`relay`] (a UDP association).
-fn register(ctx: &Ctx, peer: SocketAddr, network: &str, target: &str, node: &str) -> (u64, Meter, tokio_util::sync::CancellationToken) {
+fn register(ctx: &Ctx, peer: SocketAddr, network: &'static str, target: &str, node: &str) -> (u64, Meter, tokio_util::sync::CancellationToken) {
     let id = ctx.conns.next_id();
     let cancel = ctx.cancel.child_token();
     let meter = ctx.open_conn(id, &cancel, network, &peer.to_string(), target, node);
@@ -316,7 +316,7 @@ pub async fn socks4(mut client: Conn, peer: SocketAddr, ctx: Arc<Ctx>) {
     if socks4::reply(&mut client, crate::codec::socks4::GRANTED).await.is_err() {
         return;
     }
-    relay(&ctx, client, up, &peer.to_string(), &target, "", &route).await;
+    relay(&ctx, client, up, &peer.to_string(), &target, "", route).await;
 }
 
 /// GOST's `auto` handler: SOCKS5, SOCKS4 or HTTP on one port, told apart by the
@@ -410,7 +410,7 @@ pub async fn relay_handler(mut client: Conn, peer: SocketAddr, ctx: Arc<Ctx>) {
             if let Err(e) = hrelay::respond_ok_now(&mut client).await {
                 return handshake_failed(&ctx, peer, "relay", &e);
             }
-            relay(&ctx, client, up, &peer.to_string(), &target, "", &route).await;
+            relay(&ctx, client, up, &peer.to_string(), &target, "", route).await;
         }
         crate::codec::relay::Network::Udp => {
             if ctx.plan.chain.is_some() {
@@ -466,7 +466,7 @@ async fn serve_mux_bind(mut server: crate::handler::bind::MuxBindServer, peer: S
                 tokio::spawn(async move {
                     let route = crate::chain::Route::default();
                     let from = inbound.peer_addr.to_string();
-                    relay(&ctx, Conn::Tcp(inbound.peer), Conn::boxed(inbound.stream), &from, &peer.to_string(), "bind", &route).await;
+                    relay(&ctx, Conn::Tcp(inbound.peer), Conn::boxed(inbound.stream), &from, &peer.to_string(), "bind", route).await;
                 });
             }
             Ok(None) => break,
@@ -535,7 +535,7 @@ impl crate::ssh::server::SshServerHooks for SshdHooks {
         let client = self.peer.to_string();
         Box::pin(async move {
             let target = peer.local_addr().map(|a| a.to_string()).unwrap_or_else(|| "ssh channel".into());
-            relay(&ctx, channel, peer, &client, &target, "sshd", &crate::chain::Route::default()).await;
+            relay(&ctx, channel, peer, &client, &target, "sshd", crate::chain::Route::default()).await;
         })
     }
 }

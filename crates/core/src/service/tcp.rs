@@ -173,7 +173,7 @@ pub async fn forward_to_target(client: Conn, client_s: &str, hash_key: Option<&s
         }
         None => return,
     };
-    relay(ctx, client, conn, client_s, &target.addr, &target.name, &route).await;
+    relay(ctx, client, conn, client_s, &target.addr, &target.name, route).await;
 }
 
 /// Dials `target` through the service's chain with its retries; `None` when the
@@ -187,7 +187,9 @@ pub async fn dial_target(ctx: &Ctx, target: &str, hash_key: Option<&str>) -> Opt
 }
 
 /// Registers a connection, pipes it until either side ends, and reports it closed.
-pub async fn relay(ctx: &Ctx, client: Conn, upstream: Conn, client_s: &str, target: &str, node: &str, route: &chain::Route) {
+/// Takes the route by value to drop it once it is listed: the connection list
+/// has what it shows, and an open connection should hold no more than it needs.
+pub async fn relay(ctx: &Ctx, client: Conn, upstream: Conn, client_s: &str, target: &str, node: &str, route: chain::Route) {
     let plan = &ctx.plan;
     let id = ctx.conns.next_id();
     let cancel = ctx.cancel.child_token();
@@ -195,6 +197,7 @@ pub async fn relay(ctx: &Ctx, client: Conn, upstream: Conn, client_s: &str, targ
     let node = route.hops.iter().rev().find(|h| h.hop != "target").map(|h| h.node.as_str()).unwrap_or(node);
     let meter = ctx.open_conn(id, &cancel, "tcp", client_s, target, node);
     debug!(service = %plan.name, client = %client_s, target = %target, route = ?route.path, "connected");
+    drop(route);
     let result = tokio::select! {
         _ = cancel.cancelled() => Err(io::Error::new(io::ErrorKind::Interrupted, "closed by user")),
         r = crate::io::pipe_conn(client, upstream, &meter, plan.idle_timeout) => r,
