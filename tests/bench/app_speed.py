@@ -3,6 +3,11 @@
 idle memory of the app (its process and WebKit's), and the app's CPU while the
 Rules view shows 1,000 live connections. Prints a Markdown table.
 
+Beside the app it measures WebKitGTK's own MiniBrowser (shipped in the same
+libwebkit2gtk-4.1-0 package the app depends on) showing a blank page on the same
+display and with the same environment: the memory any WebKitGTK window costs on
+this machine, before an application adds anything.
+
     python3 tests/bench/app_speed.py [path/to/portway-app]   (default: target/release/portway-app)
 
 Runs under its own Xvfb; every process it starts is stopped by PID; traffic stays
@@ -69,6 +74,51 @@ def pss_mib(pids):
     return kib / 1024
 
 
+def mem_row(pids):
+    """(PSS MiB, RSS MiB) of each process, keyed by its name."""
+    out = {}
+    for p in pids:
+        try:
+            with open("/proc/%d/comm" % p) as f:
+                name = f.read().strip()
+            vals = {}
+            with open("/proc/%d/smaps_rollup" % p) as f:
+                for line in f:
+                    k, _, v = line.partition(":")
+                    if k in ("Pss", "Rss"):
+                        vals[k] = int(v.split()[0]) / 1024
+            out[name] = (vals.get("Pss", 0), vals.get("Rss", 0))
+        except OSError:
+            pass
+    return out
+
+
+MINIBROWSER = "/usr/lib/x86_64-linux-gnu/webkit2gtk-4.1/MiniBrowser"
+
+
+def webkit_floor(env):
+    """Per-process memory of MiniBrowser on a blank page after the same idle wait."""
+    if not os.path.exists(MINIBROWSER):
+        return None
+    # The app sets this for itself (src-tauri/src/lib.rs); the baseline gets the same.
+    env = dict(env, WEBKIT_DISABLE_DMABUF_RENDERER="1")
+    mb = subprocess.Popen([MINIBROWSER, "about:blank"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        # Wait until its web process exists (bounded), then as long as the app was left idle.
+        deadline = time.time() + 30
+        while time.time() < deadline and len(tree(mb.pid)) < 3:
+            time.sleep(0.1)
+        time.sleep(10)
+        return mem_row(tree(mb.pid))
+    finally:
+        mb.send_signal(signal.SIGTERM)
+        try:
+            mb.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            mb.kill()
+            mb.wait()
+
+
 def echo_server():
     s = socket.socket()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -130,6 +180,7 @@ def main():
     time.sleep(10)
     pids = tree(app.pid)
     idle_pss = pss_mib(pids)
+    idle_rows = mem_row(pids)
     c0 = cpu_secs(pids)
     time.sleep(10)
     idle_cpu = (cpu_secs(tree(app.pid)) - c0) / 10 * 100
@@ -147,6 +198,13 @@ def main():
     busy_pss = pss_mib(tree(app.pid))
     for c in conns:
         c.close()
+    app.send_signal(signal.SIGTERM)
+    try:
+        app.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        app.kill()
+        app.wait()
+    floor = webkit_floor(env)
     for p in reversed(procs):
         p.send_signal(signal.SIGTERM)
         try:
@@ -163,6 +221,19 @@ def main():
     print("| idle CPU, app tree | %.2f %% of one core | |" % idle_cpu)
     print("| CPU with 1,000 live connections in the Rules view | %.2f %% of one core | ≤ 2 %% |" % busy_cpu)
     print("| memory with 1,000 live connections (PSS) | %.0f MiB | |" % busy_pss)
+    print()
+    print("Idle memory per process, the app beside WebKitGTK's MiniBrowser on a blank page:")
+    print()
+    print("| process | app PSS | app RSS | MiniBrowser PSS | MiniBrowser RSS |")
+    print("|---|--:|--:|--:|--:|")
+    floor = floor or {}
+    ui = {"portway-app": "MiniBrowser"}
+    for name, (pss, rss) in sorted(idle_rows.items()):
+        fp, fr = floor.get(ui.get(name, name), (None, None))
+        print("| %s | %.0f MiB | %.0f MiB | %s | %s |" % (
+            name, pss, rss, "–" if fp is None else "%.0f MiB" % fp, "–" if fr is None else "%.0f MiB" % fr))
+    print("| **all** | **%.0f MiB** | | **%s** | |" % (
+        sum(v[0] for v in idle_rows.values()), "%.0f MiB" % sum(v[0] for v in floor.values()) if floor else "–"))
 
 
 if __name__ == "__main__":
