@@ -136,9 +136,9 @@ impl ConnRegistry {
         }
     }
 
-    pub fn remove(&self, id: u64) -> Option<ConnInfo> {
-        let e = self.map.lock().ok()?.remove(&id)?;
-        Some(e.info(id))
+    /// Takes a connection off the list; [`ConnEntry::info`] gives what it showed last.
+    pub fn remove(&self, id: u64) -> Option<ConnEntry> {
+        self.map.lock().ok()?.remove(&id)
     }
 
     pub fn list(&self) -> Vec<ConnInfo> {
@@ -265,7 +265,7 @@ mod tests {
             bytes_out: 5,
         };
         assert_eq!(reg.list(), vec![want.clone()]);
-        assert_eq!(reg.remove(id), Some(want));
+        assert_eq!(reg.remove(id).map(|e| e.info(id)), Some(want));
         assert_eq!(reg.count(), 0);
     }
 }

@@ -103,10 +103,13 @@ impl Ctx {
         Meter { conn: counters, service: self.counters.clone() }
     }
 
-    /// Takes a connection off the list and reports it closed.
+    /// Takes a connection off the list and reports it closed; as with opening, the
+    /// event's copy is made only when someone listens.
     pub fn close_conn(&self, id: u64, error: Option<String>) {
-        if let Some(conn) = self.conns.remove(id) {
-            let _ = self.events.send(Event::ConnClosed { conn, error });
+        if let Some(entry) = self.conns.remove(id) {
+            if self.events.receiver_count() > 0 {
+                let _ = self.events.send(Event::ConnClosed { conn: entry.info(id), error });
+            }
         }
     }
 }

@@ -5,8 +5,6 @@
 
 use super::{bind_addrs, io_msg, v4_fallback, Ctx, Started};
 use crate::chain::{self, Conn};
-
-use crate::stats::Event;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
@@ -209,10 +207,8 @@ pub async fn relay(ctx: &Ctx, client: Conn, upstream: Conn, client_s: &str, targ
         ctx.counters.fail(e.to_string());
         warn!(service = %plan.name, client = %client_s, target = %target, "{e}");
     }
-    if let Some(info) = ctx.conns.remove(id) {
-        debug!(service = %plan.name, client = %client_s, target = %target, bytes_in = info.bytes_in, bytes_out = info.bytes_out, "closed{}", error.as_ref().map(|e| format!(": {e}")).unwrap_or_default());
-        let _ = ctx.events.send(Event::ConnClosed { conn: info, error });
-    }
+    debug!(service = %plan.name, client = %client_s, target = %target, bytes_in = meter.conn.bytes_in.load(Relaxed), bytes_out = meter.conn.bytes_out.load(Relaxed), "closed{}", error.as_ref().map(|e| format!(": {e}")).unwrap_or_default());
+    ctx.close_conn(id, error);
 }
 
 pub(crate) struct ActiveGuard<'a>(pub(crate) &'a std::sync::atomic::AtomicU64);
