@@ -61,21 +61,8 @@ def cpu_secs(pids):
     return t / TICK
 
 
-def pss_mib(pids):
-    kib = 0
-    for p in pids:
-        try:
-            with open("/proc/%d/smaps_rollup" % p) as f:
-                for line in f:
-                    if line.startswith("Pss:"):
-                        kib += int(line.split()[1])
-        except OSError:
-            pass
-    return kib / 1024
-
-
 def mem_row(pids):
-    """(PSS MiB, RSS MiB) of each process, keyed by its name."""
+    """(PSS MiB, RSS MiB) by process name; processes of one name add up."""
     out = {}
     for p in pids:
         try:
@@ -87,10 +74,15 @@ def mem_row(pids):
                     k, _, v = line.partition(":")
                     if k in ("Pss", "Rss"):
                         vals[k] = int(v.split()[0]) / 1024
-            out[name] = (vals.get("Pss", 0), vals.get("Rss", 0))
         except OSError:
-            pass
+            continue
+        pss, rss = out.get(name, (0, 0))
+        out[name] = (pss + vals.get("Pss", 0), rss + vals.get("Rss", 0))
     return out
+
+
+def pss_mib(rows):
+    return sum(pss for pss, _ in rows.values())
 
 
 MINIBROWSER = "/usr/lib/x86_64-linux-gnu/webkit2gtk-4.1/MiniBrowser"
@@ -179,8 +171,8 @@ def main():
     wall_first = time.time() - t0
     time.sleep(10)
     pids = tree(app.pid)
-    idle_pss = pss_mib(pids)
     idle_rows = mem_row(pids)
+    idle_pss = pss_mib(idle_rows)
     c0 = cpu_secs(pids)
     time.sleep(10)
     idle_cpu = (cpu_secs(tree(app.pid)) - c0) / 10 * 100
@@ -195,7 +187,7 @@ def main():
     c0 = cpu_secs(pids)
     time.sleep(10)
     busy_cpu = (cpu_secs(tree(app.pid)) - c0) / 10 * 100
-    busy_pss = pss_mib(tree(app.pid))
+    busy_pss = pss_mib(mem_row(tree(app.pid)))
     for c in conns:
         c.close()
     app.send_signal(signal.SIGTERM)
@@ -233,7 +225,7 @@ def main():
         print("| %s | %.0f MiB | %.0f MiB | %s | %s |" % (
             name, pss, rss, "–" if fp is None else "%.0f MiB" % fp, "–" if fr is None else "%.0f MiB" % fr))
     print("| **all** | **%.0f MiB** | | **%s** | |" % (
-        sum(v[0] for v in idle_rows.values()), "%.0f MiB" % sum(v[0] for v in floor.values()) if floor else "–"))
+        idle_pss, "%.0f MiB" % pss_mib(floor) if floor else "–"))
 
 
 if __name__ == "__main__":

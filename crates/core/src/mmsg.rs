@@ -92,6 +92,37 @@ impl Batch {
     }
 }
 
+/// Up to `BATCH` datagrams gathered for [`send_many`], without allocating; derefs
+/// to the slice list. Datagrams past `BATCH` are left out.
+pub struct Refs<'a> {
+    list: [&'a [u8]; BATCH],
+    n: usize,
+}
+
+impl<'a> Refs<'a> {
+    pub fn new(datagrams: impl IntoIterator<Item = &'a [u8]>) -> Self {
+        let mut list: [&'a [u8]; BATCH] = [&[]; BATCH];
+        let mut n = 0;
+        for (slot, d) in list.iter_mut().zip(datagrams) {
+            *slot = d;
+            n += 1;
+        }
+        Refs { list, n }
+    }
+}
+
+/// The bytes in `datagrams`, for the meters.
+pub fn bytes(datagrams: &[&[u8]]) -> u64 {
+    datagrams.iter().map(|d| d.len() as u64).sum()
+}
+
+impl<'a> std::ops::Deref for Refs<'a> {
+    type Target = [&'a [u8]];
+    fn deref(&self) -> &Self::Target {
+        &self.list[..self.n]
+    }
+}
+
 /// Sends up to `BATCH` of `datagrams`, in order, with one sendmmsg(2), to `to`, or
 /// to the peer the socket is connected to when `to` is `None`. Returns how many
 /// left; fewer than offered when the socket buffer filled up. `WouldBlock` when
@@ -215,6 +246,15 @@ mod tests {
             }
         }
         assert_eq!(seen, (0..(BATCH + 3) as u32).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn refs_keep_order_and_stop_at_a_batch() {
+        let data: Vec<Vec<u8>> = (0..(BATCH + 5) as u8).map(|i| vec![i; 2]).collect();
+        let refs = Refs::new(data.iter().map(|d| &d[..]));
+        assert_eq!(refs.len(), BATCH);
+        assert!(refs.iter().enumerate().all(|(i, d)| *d == [i as u8; 2]));
+        assert_eq!(bytes(&refs), 2 * BATCH as u64);
     }
 
     #[test]

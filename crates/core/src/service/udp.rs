@@ -14,7 +14,7 @@
 //!   a warning.
 
 use super::{bind_addrs, io_msg, v4_fallback, Ctx, Started};
-use crate::mmsg::{self, Batch};
+use crate::mmsg::{self, Batch, Refs};
 use crate::stats::Meter;
 use std::os::fd::AsRawFd;
 use tokio::io::Interest;
@@ -235,13 +235,9 @@ impl Outgoing {
         let mut dropped = None;
         for g in self.groups.drain(..) {
             let Some((up, meter)) = g.fast.up.get() else { continue };
-            let mut list: [&[u8]; mmsg::BATCH] = [&[]; mmsg::BATCH];
-            for (d, &i) in list.iter_mut().zip(&g.idx[..g.n]) {
-                *d = batch.datagram(i as usize);
-            }
-            let list = &list[..g.n];
-            let sent = up.try_io(Interest::WRITABLE, || mmsg::send_many(up.as_raw_fd(), None, list)).unwrap_or(0);
-            meter.add_in(list[..sent].iter().map(|d| d.len() as u64).sum());
+            let list = Refs::new(g.idx[..g.n].iter().map(|&i| batch.datagram(i as usize)));
+            let sent = up.try_io(Interest::WRITABLE, || mmsg::send_many(up.as_raw_fd(), None, &list)).unwrap_or(0);
+            meter.add_in(mmsg::bytes(&list[..sent]));
             if sent == g.n {
                 continue;
             }
@@ -457,12 +453,8 @@ async fn session(a: SessionArgs) {
                     }
                 }
                 fast.sent.fetch_add(queued.len() as u64, Relaxed);
-                let mut list: [&[u8]; mmsg::BATCH] = [&[]; mmsg::BATCH];
-                for (r, d) in list.iter_mut().zip(&queued) {
-                    *r = d;
-                    meter.add_in(d.len() as u64);
-                }
-                let list = &list[..queued.len()];
+                let list = Refs::new(queued.iter().map(|d| &d[..]));
+                meter.add_in(mmsg::bytes(&list));
                 let mut sent = 0;
                 // Each turn sends at least one datagram, skips one that failed, or
                 // waits for the socket to take more.
@@ -515,13 +507,9 @@ async fn session(a: SessionArgs) {
                             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
                             Err(e) => return Err(e),
                         };
-                        let mut replies: [&[u8]; mmsg::BATCH] = [&[]; mmsg::BATCH];
-                        for (i, r) in replies.iter_mut().enumerate().take(k) {
-                            *r = b.datagram(i);
-                            meter.add_out(r.len() as u64);
-                        }
-                        let replies = &replies[..k];
-                        let later = match sock.try_io(Interest::WRITABLE, || mmsg::send_many(sock.as_raw_fd(), Some(peer), replies)) {
+                        let replies = Refs::new((0..k).map(|i| b.datagram(i)));
+                        meter.add_out(mmsg::bytes(&replies));
+                        let later = match sock.try_io(Interest::WRITABLE, || mmsg::send_many(sock.as_raw_fd(), Some(peer), &replies)) {
                             Ok(m) => replies[m..].iter().map(|r| r.to_vec()).collect(),
                             Err(e) if e.kind() == io::ErrorKind::WouldBlock => replies.iter().map(|r| r.to_vec()).collect(),
                             Err(e) => {
