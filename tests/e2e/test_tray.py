@@ -109,6 +109,16 @@ def stop_group(p):
 
 def start_panel(s):
     s.panel = start_in_group(s, ["xfce4-panel", "--disable-wm-check"])
+    # These tests are about what Portway does with a tray, so the panel's watcher
+    # must answer before Portway starts looking for it. (One CI run, under load,
+    # timed out waiting for Portway's item when Portway started first.)
+    wait_for("the panel's StatusNotifierWatcher", lambda: registered_watcher(s))
+
+
+def registered_watcher(s):
+    """True once the watcher answers; raises (so `wait_for` retries) before."""
+    gdbus(s, "org.kde.StatusNotifierWatcher", "/StatusNotifierWatcher", "org.freedesktop.DBus.Properties.Get", "org.kde.StatusNotifierWatcher", "RegisteredStatusNotifierItems")
+    return True
 
 
 def stop_panel(s):
