@@ -30,6 +30,8 @@ import argparse
 import json
 import os
 import re
+import resource
+import shutil
 import signal
 import socket
 import statistics
@@ -55,20 +57,19 @@ def listening(port):
         return any(line.split()[1] == want and line.split()[3] == "0A" for line in list(f)[1:])
 
 
-def wait_listening(port, proc, what):
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if listening(port):
-            return
-        if proc.poll() is not None:
-            sys.exit("%s exited (%s) before listening on %d" % (what, proc.returncode, port))
-        time.sleep(0.02)
-    sys.exit("%s did not listen on %d within 10 s" % (what, port))
-
-
 def start(argv, port, what):
-    p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_listening(port, p, what)
+    """Starts a server and waits (10 s at most) until it listens on `port`."""
+    err = tempfile.TemporaryFile()
+    p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err)
+    deadline = time.monotonic() + 10
+    while not listening(port):
+        if p.poll() is not None:
+            err.seek(0)
+            sys.exit("%s exited (%s) before listening on %d: %s" % (what, p.returncode, port, err.read().decode(errors="replace")[-500:]))
+        if time.monotonic() > deadline:
+            stop(p)
+            sys.exit("%s did not listen on %d within 10 s" % (what, port))
+        time.sleep(0.02)
     return p
 
 
@@ -98,10 +99,13 @@ def machine():
 
 def haproxy_cfg(work, port, target, splice):
     path = os.path.join(work, "haproxy-%d.cfg" % port)
+    # haproxy refuses to start when its connections (2 descriptors each, 3 with a
+    # splice pipe) would not fit in the descriptor limit it inherits.
+    maxconn = min(4000, (resource.getrlimit(resource.RLIMIT_NOFILE)[0] - 100) // 3)
     with open(path, "w") as f:
         f.write(
-            "global\n  maxconn 4000\ndefaults\n  mode tcp\n  maxconn 4000\n  timeout connect 5s\n"
-            "  timeout client 1h\n  timeout server 1h\n"
+            "global\n  maxconn %d\ndefaults\n  mode tcp\n  maxconn %d\n  timeout connect 5s\n" % (maxconn, maxconn)
+            + "  timeout client 1h\n  timeout server 1h\n"
             + ("  option splice-request\n  option splice-response\n" if splice else "")
             + "listen fwd\n  bind 127.0.0.1:%d\n  server s1 127.0.0.1:%d\n" % (port, target)
         )
@@ -174,6 +178,9 @@ def main():
     ap.add_argument("--portway", default=os.path.join(ROOT, "target", "release", "portway"))
     a = ap.parse_args()
     tests = a.tests.split(",")
+    missing = [t for t in ("nginx", "haproxy", "wrk", "iperf3") if shutil.which(t) is None]
+    if missing:
+        sys.exit("not installed: %s (apt-get install %s)" % (", ".join(missing), " ".join(missing)))
     if not os.access(a.portway, os.X_OK):
         sys.exit("%s: not built (cargo build --release -p portway-cli)" % a.portway)
     work = tempfile.mkdtemp(prefix="portway-paired-")
