@@ -16,7 +16,6 @@ on 127.0.0.1.
 
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -24,41 +23,10 @@ import tempfile
 import threading
 import time
 
+from procs import cpu_secs, free_port, stop, tree
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 APP = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "target", "release", "portway-app")
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def tree(pid):
-    """pid and all its descendants."""
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        try:
-            with open("/proc/%d/task/%d/children" % (p, p)) as f:
-                todo += [int(c) for c in f.read().split()]
-        except OSError:
-            pass
-    return out
-
-
-def cpu_secs(pids):
-    t = 0
-    for p in pids:
-        try:
-            with open("/proc/%d/stat" % p) as f:
-                parts = f.read().rsplit(")", 1)[1].split()
-            t += int(parts[11]) + int(parts[12])
-        except OSError:
-            pass
-    return t / TICK
 
 
 def mem_row(pids):
@@ -103,12 +71,7 @@ def webkit_floor(env):
         time.sleep(10)
         return mem_row(tree(mb.pid))
     finally:
-        mb.send_signal(signal.SIGTERM)
-        try:
-            mb.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            mb.kill()
-            mb.wait()
+        stop(mb)
 
 
 def echo_server():
@@ -190,20 +153,10 @@ def main():
     busy_pss = pss_mib(mem_row(tree(app.pid)))
     for c in conns:
         c.close()
-    app.send_signal(signal.SIGTERM)
-    try:
-        app.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        app.kill()
-        app.wait()
+    stop(app)
     floor = webkit_floor(env)
     for p in reversed(procs):
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+        stop(p)
     backend.close()
     print("| measure | result | target |")
     print("|---|--:|---|")

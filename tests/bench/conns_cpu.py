@@ -17,7 +17,6 @@ test suite.
 import os
 import resource
 import selectors
-import signal
 import socket
 import subprocess
 import sys
@@ -29,50 +28,12 @@ from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.options import ArgOptions
 
+from procs import cpu_secs, free_port, stop, tree
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 APP = os.path.realpath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "target", "release", "portway-app"))
 SECS = float(sys.argv[2]) if len(sys.argv) > 2 else 30.0
 CONNS = 1000
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def children(pid):
-    out = []
-    try:
-        for t in os.listdir("/proc/%d/task" % pid):
-            with open("/proc/%d/task/%s/children" % (pid, t)) as f:
-                out += [int(c) for c in f.read().split()]
-    except OSError:
-        pass
-    return out
-
-
-def tree(pid):
-    """pid and all its descendants."""
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        todo += children(p)
-    return out
-
-
-def cpu_secs(pids):
-    t = 0
-    for p in pids:
-        try:
-            with open("/proc/%d/stat" % p) as f:
-                parts = f.read().rsplit(")", 1)[1].split()
-            t += int(parts[11]) + int(parts[12])
-        except OSError:
-            pass
-    return t / TICK
 
 
 def name_of(pid):
@@ -259,12 +220,7 @@ def main():
             d.quit()
         traffic.close()
         for p in reversed(procs):
-            p.send_signal(signal.SIGTERM)
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+            stop(p)
     print("App: %s; %d connections, %.0f s per phase; processes: %s" % (APP, CONNS, SECS, processes))
     print()
     print("| phase | app process | WebKit processes | total (% of one core) | target |")

@@ -32,22 +32,15 @@ import os
 import re
 import resource
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
+from procs import TICK, cpu_secs, free_port, stop
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def listening(port):
@@ -71,23 +64,6 @@ def start(argv, port, what):
             sys.exit("%s did not listen on %d within 10 s" % (what, port))
         time.sleep(0.02)
     return p
-
-
-def stop(p):
-    if p.poll() is None:
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-
-
-def cpu_s(pid):
-    """utime+stime of a process, all its threads."""
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
 
 
 def machine():
@@ -124,12 +100,12 @@ def conn_round(peer, work, http, secs, portway):
     port = free_port()
     p = start(forwarder(peer, work, port, http, portway), port, peer)
     try:
-        c0 = cpu_s(p.pid)
+        c0 = cpu_secs([p.pid])
         out = subprocess.run(
             ["wrk", "-t1", "-c32", "-d%ds" % secs, "-H", "Connection: close", "http://127.0.0.1:%d/" % port],
             capture_output=True, text=True, timeout=secs + 30,
         ).stdout
-        c1 = cpu_s(p.pid)
+        c1 = cpu_secs([p.pid])
     finally:
         stop(p)
     m = re.search(r"Requests/sec:\s+([\d.]+)", out)

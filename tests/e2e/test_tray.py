@@ -117,8 +117,14 @@ def start_panel(s):
 
 def registered_watcher(s):
     """True once the watcher answers; raises (so `wait_for` retries) before."""
-    gdbus(s, "org.kde.StatusNotifierWatcher", "/StatusNotifierWatcher", "org.freedesktop.DBus.Properties.Get", "org.kde.StatusNotifierWatcher", "RegisteredStatusNotifierItems")
+    watcher_items(s)
     return True
+
+
+def watcher_items(s):
+    """The watcher's RegisteredStatusNotifierItems as gdbus prints it; raises when
+    no watcher answers."""
+    return gdbus(s, "org.kde.StatusNotifierWatcher", "/StatusNotifierWatcher", "org.freedesktop.DBus.Properties.Get", "org.kde.StatusNotifierWatcher", "RegisteredStatusNotifierItems")
 
 
 def stop_panel(s):
@@ -136,7 +142,7 @@ def gdbus(s, dest, path, method, *args):
 
 def registered_items(s):
     try:
-        out = gdbus(s, "org.kde.StatusNotifierWatcher", "/StatusNotifierWatcher", "org.freedesktop.DBus.Properties.Get", "org.kde.StatusNotifierWatcher", "RegisteredStatusNotifierItems")
+        out = watcher_items(s)
     except RuntimeError:
         return []
     return re.findall(r"'([^']+)'", out)

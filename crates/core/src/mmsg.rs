@@ -111,16 +111,16 @@ impl<'a> Refs<'a> {
     }
 }
 
-/// The bytes in `datagrams`, for the meters.
-pub fn bytes(datagrams: &[&[u8]]) -> u64 {
-    datagrams.iter().map(|d| d.len() as u64).sum()
-}
-
 impl<'a> std::ops::Deref for Refs<'a> {
     type Target = [&'a [u8]];
     fn deref(&self) -> &Self::Target {
         &self.list[..self.n]
     }
+}
+
+/// The bytes in `datagrams`, for the meters.
+pub fn bytes(datagrams: &[&[u8]]) -> u64 {
+    datagrams.iter().map(|d| d.len() as u64).sum()
 }
 
 /// Sends up to `BATCH` of `datagrams`, in order, with one sendmmsg(2), to `to`, or
